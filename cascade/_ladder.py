@@ -1,0 +1,133 @@
+"""The ladder in code: immutable rungs from cheapest to strongest, validated at construction."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ._provider import Provider
+from .validators._base import Validator, as_validator
+
+
+class RequestParams(BaseModel):
+    """Request parameters sent with every call of a rung (OpenAI names). Unknown names are refused;
+    put provider-specific ones in ``extra``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    max_tokens: int | None = Field(default=None, gt=0)
+    response_format: dict[str, Any] | None = None
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The non-empty parameters as one flat dict (``extra`` merged last)."""
+        out = {k: v for k, v in self.__dict__.items() if v is not None and k != "extra"}
+        out.update(self.extra)
+        return out
+
+
+class RetryPolicy(BaseModel):
+    """How transient failures are retried on the same rung (tenacity does the retrying)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    attempts: int = Field(default=3, ge=1, le=20)
+    max_delay_s: float = Field(default=60.0, gt=0)
+    initial_wait_s: float = Field(default=0.5, ge=0)
+    max_wait_s: float = Field(default=20.0, ge=0)
+    max_retry_after_s: float = Field(default=30.0, ge=0)
+
+
+class Rung(BaseModel):
+    """One model of the ladder: who serves it, what it costs (USD per million tokens), how it is checked.
+
+    ``validators`` is one validator, a list (all must pass) or None (use the cascade's default).
+    ``reasks`` lets the rung retry itself with the failed verdicts fed back before escalating.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    provider: Provider
+    model: str = Field(min_length=1)
+    price_in: float = Field(ge=0)
+    price_out: float = Field(ge=0)
+    params: RequestParams = Field(default_factory=RequestParams)
+    validators: Any = None
+    reasks: int = Field(default=0, ge=0, le=10)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+
+    @field_validator("price_in", "price_out")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError(f"price must be a finite number of USD per million tokens, got {v!r}")
+        return v
+
+    @field_validator("provider", mode="before")
+    @classmethod
+    def _is_provider(cls, v: Any) -> Any:
+        if v is None:
+            raise ValueError("a rung needs a provider (for example OpenAICompatible(base_url=...)), got None")
+        if not callable(getattr(v, "complete", None)):
+            raise ValueError(f"provider must have an async complete(request) method, got {type(v).__name__}")
+        return v
+
+    @field_validator("validators", mode="before")
+    @classmethod
+    def _validators(cls, v: Any) -> Validator | None:
+        items = v if isinstance(v, Sequence) and not isinstance(v, str) else [v] if v is not None else []
+        for i, item in enumerate(items):
+            if not callable(getattr(item, "validate", None)):
+                raise ValueError(f"validators[{i}] must have a validate(candidate) method, got {item!r}")
+        return as_validator(v)
+
+    def cost_usd(self, tokens_in: int, tokens_out: int) -> float:
+        """What this rung charges for the given tokens."""
+        return (tokens_in * self.price_in + tokens_out * self.price_out) / 1_000_000
+
+
+class Ladder(BaseModel):
+    """Rungs ordered cheapest first. ``Ladder([a, b, c])`` or ``Ladder(rungs=[...])``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rungs: tuple[Rung, ...]
+
+    def __init__(self, rungs: Sequence[Rung] | None = None, **data: Any) -> None:
+        if rungs is not None:
+            data["rungs"] = rungs
+        super().__init__(**data)
+
+    @model_validator(mode="after")
+    def _check(self) -> Ladder:
+        if not self.rungs:
+            raise ValueError("rungs: a ladder needs at least one rung, got []")
+        seen: set[str] = set()
+        for r in self.rungs:
+            if r.name in seen:
+                raise ValueError(f"rungs: duplicate rung name {r.name!r}; names identify rungs in the log")
+            seen.add(r.name)
+        return self
+
+    def __len__(self) -> int:
+        return len(self.rungs)
+
+    def __getitem__(self, name: str) -> Rung:
+        for r in self.rungs:
+            if r.name == name:
+                return r
+        raise KeyError(f"no rung named {name!r}; rungs are {[r.name for r in self.rungs]}")
+
+    @property
+    def top(self) -> Rung:
+        return self.rungs[-1]

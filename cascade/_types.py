@@ -1,0 +1,52 @@
+"""The internal completion type every provider maps its answer into.
+
+One shape for OpenAI-style, Anthropic and recorded (replay) answers, so validators and the ledger
+never look at a provider's wire format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+Message = Mapping[str, Any]
+"""An OpenAI-style chat message: ``{"role": "user", "content": "..."}``."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One generated token, its log-probability and the alternatives the provider returned."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionRequest:
+    """What the engine asks a provider for: one chat completion on one model."""
+
+    model: str
+    messages: Sequence[Message]
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One answer of one model, whatever the provider.
+
+    ``cost_usd`` is set only by providers that know the real price of the call (a replay of recorded
+    costs); otherwise the engine prices ``tokens_in``/``tokens_out`` at the rung's prices.
+    ``confidence`` is a provider-reported confidence in [0, 1] where there are no token logprobs.
+    """
+
+    text: str
+    tokens_in: int
+    tokens_out: int
+    finish_reason: str | None = "stop"
+    model: str = ""
+    logprobs: tuple[TokenLogprob, ...] | None = None
+    cost_usd: float | None = None
+    confidence: float | None = None
+    latency_ms: float | None = None

@@ -114,7 +114,8 @@ class TestServer:
         self._script.default(reply, model)
 
     def responder(self, model: str, fn: Responder) -> None:
-        """Answer ``model``'s requests with ``fn(request_json) -> Reply`` when its queue is empty."""
+        """Answer ``model``'s requests with ``fn(request_json) -> Reply`` when its queue is empty. ``fn`` runs
+        on the server's event loop: keep it quick (or async), and script slowness with ``Reply.delay_s``."""
         self._script.responder(model, fn)
 
     def fault_rate(
@@ -295,8 +296,9 @@ class TestServer:
             return _json(status, error_body(status, reply.error), headers)
         if reply.status != 200 and fault is None:
             return _json(reply.status, error_body(reply.status, reply.error), reply.headers)
-        if fault == "huge":
+        if fault == "huge":  # no logprobs: 10 MB of them would stall the loop for seconds
             replies = [Reply(content=_huge_content(), tokens_in=reply.tokens_in)]
+            body = {k: v for k, v in body.items() if k != "logprobs"}
         if anthropic:
             payload = _wire.anthropic_message(
                 body, replies[0], content=fault != "no_choices", usage=fault != "no_usage"

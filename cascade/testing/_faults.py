@@ -9,7 +9,7 @@ import socket
 import struct
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
+from ._aiohttp import web
 
 Wait = Callable[[float | None], Awaitable[bool]]
 """``await wait(seconds)`` sleeps (None: forever) and returns True early when the server is stopping."""

@@ -12,9 +12,8 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
-from aiohttp import web
-
 from . import _faults, _wire
+from ._aiohttp import web
 from ._reply import HUGE_BYTES, RecordedRequest, Reply
 from ._script import DEFAULT_FAULTS, Responder, Script
 

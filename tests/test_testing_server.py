@@ -556,6 +556,16 @@ def test_context_manager_and_restart() -> None:
         srv.stop()
 
 
+def test_async_context_manager() -> None:
+    async def run() -> str:
+        async with TestServer() as srv, httpx.AsyncClient(base_url=srv.base_url) as client:
+            srv.script("m", Reply(content="async ok"))
+            response = await client.post("/chat/completions", json={"model": "m", "messages": MESSAGES})
+            return str(response.json()["choices"][0]["message"]["content"])
+
+    assert asyncio.run(run()) == "async ok"
+
+
 def test_port_in_use_is_a_clear_error(server: TestServer) -> None:
     with pytest.raises(RuntimeError, match=f"cannot listen on 127.0.0.1:{server.port}"):
         TestServer(port=server.port).start()

@@ -87,6 +87,14 @@ class TestServer:
     ) -> None:
         self.stop()
 
+    async def __aenter__(self) -> TestServer:
+        return await asyncio.to_thread(self.start)
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await asyncio.to_thread(self.stop)
+
     @property
     def port(self) -> int:
         if self._thread is None:

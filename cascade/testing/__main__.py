@@ -20,8 +20,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8123, help="0 picks a free port (default 8123)")
     parser.add_argument("--content", default="ok", help="the answer's text (default: ok)")
     parser.add_argument("--api-key", default=None, help="require this key (default: none)")
+    parser.add_argument(
+        "--reuse-port", action="store_true",
+        help="bind with SO_REUSEPORT, so several server processes can share one fixed --port (Linux)",
+    )
     args = parser.parse_args(argv)
-    server = TestServer(args.host, args.port, record=False)
+    server = TestServer(args.host, args.port, record=False, reuse_port=args.reuse_port)
     server.default(Reply(content=args.content))
     if args.api_key:
         server.require_api_key(args.api_key)

@@ -35,10 +35,12 @@ class TestServer:
     __test__ = False  # not a pytest test class, despite the name
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, *, record: bool = True, shutdown_timeout: float = 2.0
+        self, host: str = "127.0.0.1", port: int = 0, *, record: bool = True, shutdown_timeout: float = 2.0,
+        reuse_port: bool = False,
     ) -> None:
         self.host = host
         self._port = port
+        self._reuse_port = reuse_port  # several server processes on one port (benchmarks: SO_REUSEPORT)
         self._script = Script(record=record)
         self._shutdown_timeout = shutdown_timeout
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -187,7 +189,7 @@ class TestServer:
             shutdown_timeout=self._shutdown_timeout,
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self._port, backlog=1024)
+        site = web.TCPSite(runner, self.host, self._port, backlog=1024, reuse_port=self._reuse_port or None)
         try:
             await site.start()
         except BaseException:

@@ -70,9 +70,9 @@ class LogBuilder:
             )  # fmt: skip
         rungs_tried = len(dict.fromkeys(a["rung"] for a in attempts))
         last_reason = next((a["reasons"][-1] for a in reversed(attempts) if a.get("reasons")), None)
-        outcome = "accepted" if accepted_by else ("error" if attempts and attempts[-1]["outcome"] == "error"
-                                                  and (attempts[-1].get("error") or {}).get("kind") == "caller"
-                                                  else "exhausted")  # fmt: skip
+        last_error = (attempts[-1].get("error") or {}) if attempts else {}
+        caller = attempts and attempts[-1]["outcome"] == "error" and last_error.get("kind") == "caller"
+        outcome = "accepted" if accepted_by else "error" if caller else "exhausted"
         self.ts += 0.01
         if emit_request:
             top_model, top_in, top_out = LADDER[RUNGS[-1]]
@@ -85,7 +85,8 @@ class LogBuilder:
                     "latency_ms": latency_ms if latency_ms is not None
                     else sum(a.get("latency_ms", 10.0) for a in attempts),
                     "reason": None if accepted_by else last_reason, "error": None, "budget_usd": None,
-                    "top_rung": {"name": RUNGS[-1], "model": top_model, "price_in": top_in, "price_out": top_out},
+                    "top_rung": {"name": RUNGS[-1], "model": top_model,
+                                 "price_in": top_in, "price_out": top_out},
                     "rungs": RUNGS, "metadata": meta,
                 }
             )  # fmt: skip
@@ -118,4 +119,12 @@ def reask(rung: str, *reasons: str, **kw: Any) -> dict[str, Any]:
 
 def err(rung: str, reason: str = "server_error", kind: str = "rung_fatal", **kw: Any) -> dict[str, Any]:
     e = {"kind": kind, "reason": reason, "status": 500, "message": "boom"}
-    return {"rung": rung, "outcome": "error", "reasons": [reason], "error": e, "tokens_in": 0, "tokens_out": 0, **kw}
+    return {
+        "rung": rung,
+        "outcome": "error",
+        "reasons": [reason],
+        "error": e,
+        "tokens_in": 0,
+        "tokens_out": 0,
+        **kw,
+    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -19,7 +20,9 @@ PLOT_BUCKETS = 48
 
 
 def parse_time(text: str, flag: str) -> float:
-    """Unix seconds (``1764115200``) or ISO-8601 (``2026-11-26T02:00:00Z``; no zone means UTC)."""
+    """Unix seconds (``1764115200``), ISO-8601 (``2026-11-26T02:00:00Z``; no zone means UTC) or ``now``."""
+    if text.strip().lower() == "now":
+        return time.time()
     try:
         return float(text)
     except ValueError:
@@ -120,9 +123,9 @@ def build_report(
         if plot is not None:
             plot.add(e)
         if cut is not None and prev is not None and cur is not None:
-            if cut[1] <= ts <= cut[2]:
+            if cut[1] < ts <= cut[2]:
                 cur.add(e)
-            elif cut[0] <= ts < cut[1]:
+            elif cut[0] < ts <= cut[1]:
                 prev.add(e)
 
     data: dict[str, Any] = {
@@ -167,9 +170,15 @@ def _window_info(s: Stats, start: float, end: float) -> dict[str, Any]:
 def _scan(
     files: Sequence[str], since: float | None, until: float | None, window: Window | None
 ) -> tuple[tuple[float, float] | None, tuple[float, float, float] | None]:
-    """First pass: the time span, and where the two comparison windows start and end."""
+    """First pass: the time span, and the comparison windows as ``(a, b, c)``: previous ``(a, b]``,
+    current ``(b, c]``.
+
+    A time window ends at ``--until`` when given, else at the last event. A window of N requests starts
+    just after the request event of the (N+1)-th latest request, so the attempts logged before the
+    N-th latest request's own event fall in the same window as it (exact for sequential logs).
+    """
     lo, hi = math.inf, -math.inf
-    keep = 2 * int(window.size) if window is not None and window.kind == "requests" else 0
+    keep = 2 * int(window.size) + 1 if window is not None and window.kind == "requests" else 0
     latest: list[float] = []  # min-heap of the ``keep`` latest request times
     for e in read_events(files, lambda _b: None):
         ts = float(e["ts"])
@@ -187,13 +196,11 @@ def _scan(
     if window is None:
         return bounds, None
     if window.kind == "time":
-        return bounds, (hi - 2 * window.size, hi - window.size, hi)
+        end = until if until is not None else hi
+        return bounds, (end - 2 * window.size, end - window.size, end)
     ordered = sorted(latest, reverse=True)
     n = int(window.size)
-    if not ordered:
-        return bounds, (hi, hi, hi)
-    cur_start = ordered[min(n, len(ordered)) - 1]
-    prev_start = ordered[-1] if len(ordered) > n else cur_start
-    # attempts precede their request: the previous window starts a little earlier to keep them
-    prev_start = lo if len(ordered) < keep else prev_start
+    before = lo - 1.0
+    cur_start = ordered[n] if len(ordered) > n else before
+    prev_start = ordered[2 * n] if len(ordered) > 2 * n else before
     return bounds, (prev_start, cur_start, hi)

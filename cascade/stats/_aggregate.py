@@ -32,8 +32,8 @@ BASELINE_METHOD = (
 
 
 def _num(e: Event, key: str) -> float:
-    v = e.get(key)
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
+    """A numeric field; the reader has checked it is a finite non-negative number or absent/null."""
+    return e.get(key) or 0.0
 
 
 def _rate(n: float, d: float) -> float | None:
@@ -46,6 +46,13 @@ def _usd(x: float) -> float:
 
 def _key(counter_or_dict: Any, key: str) -> str:
     return key if key in counter_or_dict or len(counter_or_dict) < MAX_KEYS else OTHER
+
+
+def _slot(table: dict[str, AttemptAgg], key: str) -> AttemptAgg:
+    agg = table.get(key)
+    if agg is None:
+        agg = table.setdefault(_key(table, key), AttemptAgg())
+    return agg
 
 
 class AttemptAgg:
@@ -277,11 +284,9 @@ class Stats:
         err = e.get("error")
         if not reasons and e["outcome"] in ("error", "skipped", "escalated"):
             reasons = [str(err.get("reason") or "unknown") if isinstance(err, dict) else "unknown"]
-        self.rungs.setdefault(_key(self.rungs, e["rung"]), AttemptAgg()).add(e, reasons)
+        _slot(self.rungs, e["rung"]).add(e, reasons)
         model = e.get("model")
-        self.models.setdefault(
-            _key(self.models, model if isinstance(model, str) else MISSING), AttemptAgg()
-        ).add(e, reasons)
+        _slot(self.models, model if isinstance(model, str) else MISSING).add(e, reasons)
         outcome = e["outcome"]
         target = self.reask_reasons if outcome == "reask" else self.reasons if outcome != "accepted" else None
         if target is not None:
@@ -329,7 +334,10 @@ class Stats:
             key = value if isinstance(value, str) else MISSING if value is MISSING else _json_scalar(value)
             if key not in self.groups and len(self.groups) >= MAX_GROUPS:
                 key = OTHER
-            self.groups.setdefault(key, RequestAgg()).add(e, baseline)
+            group = self.groups.get(key)
+            if group is None:
+                group = self.groups[key] = RequestAgg()
+            group.add(e, baseline)
 
     def rung_order(self) -> list[str]:
         """Rungs cheapest first: by ladder position (``rung_index``), then by the ladder list, then name."""

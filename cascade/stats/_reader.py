@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import math
 import os
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -105,7 +104,7 @@ def parse_line(raw: bytes) -> tuple[Event | None, str | None]:
     except UnicodeDecodeError as exc:
         return None, f"not UTF-8 text ({exc.reason} at byte {exc.start})"
     try:
-        obj = json.loads(text)
+        obj = _DECODER.decode(text)
     except ValueError as exc:
         snippet = text.strip()[:60]
         return None, f"not valid JSON ({exc}); line starts {snippet!r}"
@@ -162,4 +161,13 @@ def _check(e: Event, kind: str) -> str | None:
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    """int or float (not bool); JSON numbers are always finite here (NaN/Infinity are refused)."""
+    t = type(v)
+    return t is int or t is float
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)

@@ -43,9 +43,7 @@ def four_requests() -> LogBuilder:
         metadata={"tenant": "a"},
         latency_ms=400,
     )
-    b.req(
-        [err("small", calls=3, retries=2, latency_ms=50), acc("large", latency_ms=300, **t)], latency_ms=1000
-    )
+    b.req([err("small", calls=3, retries=2, latency_ms=50), acc("large", latency_ms=300, **t)], latency_ms=1000)
     return b
 
 
@@ -104,9 +102,7 @@ def test_every_figure_of_a_hand_made_log(tmp_path: Path, capsys: pytest.CaptureF
     assert s["cost_share"] == round(0.00122 / 0.05722, 6)
     assert s["reasons"] == {"schema": 2, "server_error": 1} and s["error_kinds"] == {"rung_fatal": 1}
     assert s["model"] == "small-1" and s["index"] == 0
-    assert close(s["latency_ms"]["p50"], 10, 0.01) and close(
-        s["latency_ms"]["p99"], 50, 0.01
-    )  # 10,20,10,10,50
+    assert close(s["latency_ms"]["p50"], 10, 0.01) and close(s["latency_ms"]["p99"], 50, 0.01)  # 10,20,10,10,50
     assert (m["reached"], m["accepted"], m["escalated"], m["escalation_rate"]) == (2, 1, 1, 0.5)
     assert close(m["cost_usd"], 0.006) and m["reasons"] == {"consistency": 1}
     assert (lg["reached"], lg["accepted"], lg["escalated"], lg["escalation_rate"]) == (2, 1, 1, 0.5)
@@ -126,9 +122,7 @@ def test_every_figure_of_a_hand_made_log(tmp_path: Path, capsys: pytest.CaptureF
     a = groups["a"]
     assert (a["requests"], a["accepted"], a["final_failures"]["count"]) == (2, 1, 1)
     assert close(a["cost_usd"], 0.0003 + 0.02862) and close(a["baseline_top_cost_usd"], 0.05)
-    assert groups["b"]["accepted_by_rung"] == {"medium": 1} and groups["(missing)"]["accepted_by_rung"] == {
-        "large": 1
-    }
+    assert groups["b"]["accepted_by_rung"] == {"medium": 1} and groups["(missing)"]["accepted_by_rung"] == {"large": 1}
     assert d["incomplete_requests"] == 0 and d["bad_lines"] == {"count": 0, "samples": []}
     assert d["time_range"]["first"] > START and d["compare"] is None
 
@@ -141,18 +135,13 @@ def test_bad_lines_are_counted_with_file_and_line_and_the_rest_is_summarised(
     b.events.insert(3, {"event": "attempt", "v": 1, "ts": "yesterday", "request_id": "x", "rung": "small",
                         "outcome": "accepted"})  # fmt: skip
     b.events.insert(5, {"event": "heartbeat", "v": 2, "ts": START})  # a later event kind: ignored, counted
-    log = b.write(
-        tmp_path / "bad.jsonl", ["[1, 2]", '{"hello": "world"}', '{"event": "request", "v": 1, "ts']
-    )
+    log = b.write(tmp_path / "bad.jsonl", ["[1, 2]", '{"hello": "world"}', '{"event": "request", "v": 1, "ts'])
     d = run_json(capsys, str(log))
     assert d["bad_lines"]["count"] == 4
     assert [(s["file"], s["line"]) for s in d["bad_lines"]["samples"]] == [
         (str(log), 4), (str(log), 16), (str(log), 17), (str(log), 18),
     ]  # fmt: skip
-    assert (
-        "'ts'" in d["bad_lines"]["samples"][0]["error"]
-        and "yesterday" in d["bad_lines"]["samples"][0]["error"]
-    )
+    assert "'ts'" in d["bad_lines"]["samples"][0]["error"] and "yesterday" in d["bad_lines"]["samples"][0]["error"]
     assert "not valid JSON" in d["bad_lines"]["samples"][3]["error"]
     assert d["other_events"] == 1
     for key in ("requests", "accepted", "cost_usd", "baseline_top_cost_usd", "by_rung", "by_reason"):
@@ -163,9 +152,7 @@ def test_bad_lines_are_counted_with_file_and_line_and_the_rest_is_summarised(
     assert f"{log}:18: not valid JSON" in text and "4 bad line(s) skipped" in text
 
 
-def test_gzip_and_many_files_give_the_same_figures(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_gzip_and_many_files_give_the_same_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     b = four_requests()
     one = run_json(capsys, str(b.write(tmp_path / "all.jsonl")))
     gz = run_json(capsys, str(b.write(tmp_path / "all.jsonl.gz")))
@@ -199,9 +186,7 @@ def test_truncated_gzip_is_a_bad_line_not_a_crash(tmp_path: Path, capsys: pytest
     assert 0 < d["requests"] < 200
 
 
-def test_since_and_until_accept_iso_and_unix_seconds(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_since_and_until_accept_iso_and_unix_seconds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     b = LogBuilder(START)
     for i in range(10):
         b.req([acc("small")] if i % 2 else [esc("small", "schema"), acc("medium")], gap=60)

@@ -36,9 +36,7 @@ def finding(d: dict[str, Any], rung: str, metric: str) -> dict[str, Any]:
     return next(f for f in d["compare"]["findings"] if f["rung"] == rung and f["metric"] == metric)
 
 
-def test_escalation_rate_jump_is_flagged_and_fails_the_job(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_escalation_rate_jump_is_flagged_and_fails_the_job(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     b = LogBuilder(START)
     hour(b, 200, 10)  # 10% escalate
     hour(b, 200, 2)  # 50% escalate
@@ -58,9 +56,7 @@ def test_escalation_rate_jump_is_flagged_and_fails_the_job(
     assert compare(capsys, log, *HOUR)[0] == 0
 
 
-def test_steady_log_and_tiny_windows_do_not_cry_wolf(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_steady_log_and_tiny_windows_do_not_cry_wolf(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     b = LogBuilder(START)
     hour(b, 200, 10)
     hour(b, 200, 10)

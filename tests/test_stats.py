@@ -15,6 +15,7 @@ from logbuilder import LogBuilder, acc, err, esc, reask
 from cascade._cli import main
 from cascade.stats import LogHistogram, parse_time, parse_window
 
+CapSys = pytest.CaptureFixture[str]
 START = 1_764_115_200.0  # 2025-11-26T00:00:00Z
 
 
@@ -258,3 +259,35 @@ def test_window_parsing() -> None:
     for bad in ("", "h", "-1h", "1.5r", "10y"):
         with pytest.raises(ValueError, match="--compare"):
             parse_window(bad)
+
+
+def test_in_flight_state_is_capped(tmp_path: Path, capsys: CapSys, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cascade.stats import _aggregate
+
+    monkeypatch.setattr(_aggregate, "MAX_IN_FLIGHT", 2)
+    b = LogBuilder(START)
+    for _ in range(5):  # five crashed requests: attempts only
+        b.req([esc("small", "schema")], emit_request=False)
+    b.req([acc("small")])
+    d = run_json(capsys, str(b.write(tmp_path / "a.jsonl")))
+    assert d["incomplete_requests"] == 5 and d["requests"] == 1 and d["by_rung"]["small"]["reached"] == 6
+
+
+def test_plain_text_when_rich_is_missing(tmp_path: Path, capsys: CapSys, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "rich", None)  # import rich -> ImportError
+    monkeypatch.setitem(sys.modules, "rich.console", None)
+    assert main(["stats", str(four_requests().write(tmp_path / "a.jsonl"))]) == 0
+    text = capsys.readouterr().out
+    assert "Overview" in text and "----" in text and "┃" not in text
+
+
+def test_nan_and_negative_numbers_are_bad_lines(tmp_path: Path, capsys: CapSys) -> None:
+    b = four_requests()
+    b.events[0]["cost_usd"] = -1
+    log = b.write(tmp_path / "a.jsonl", ['{"event": "request", "v": 1, "ts": NaN, "request_id": "z"}'])
+    d = run_json(capsys, str(log))
+    errors = [s["error"] for s in d["bad_lines"]["samples"]]
+    assert len(errors) == 2 and "'cost_usd'" in errors[0] and "-1" in errors[0] and "NaN" in errors[1]
+    assert d["requests"] == 4

@@ -54,7 +54,7 @@ def close(a: float | None, b: float, rel: float = 1e-9) -> bool:
 
 def test_every_figure_of_a_hand_made_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     log = four_requests().write(tmp_path / "a.jsonl")
-    d = run_json(capsys, str(log), "--by", "metadata.tenant")
+    d = run_json(capsys, str(log), "--by", "metadata.tenant", "--by", "model")
 
     assert d["schema"] == "cascade.stats/1" and d["empty"] is False
     assert d["requests"] == 4 and d["attempts"] == 9 and d["calls"] == 11

@@ -242,9 +242,7 @@ class RequestAgg:
             "cost_per_accepted_usd": None if self.accepted == 0 else _usd(self.cost / self.accepted),
             "baseline_top_cost_usd": _usd(self.baseline),
             "savings_usd": _usd(self.baseline - self.cost),
-            "savings_pct": None
-            if self.baseline == 0
-            else round(100 * (self.baseline - self.cost) / self.baseline, 3),
+            "savings_pct": None if self.baseline == 0 else round(100 * (self.baseline - self.cost) / self.baseline, 3),
             "latency_ms": self.latency.summary(),
         }
 
@@ -252,8 +250,9 @@ class RequestAgg:
 class Stats:
     """Everything ``cascade stats`` reports, fed one event at a time with :meth:`add`."""
 
-    def __init__(self, *, group_by: str | None = None) -> None:
+    def __init__(self, *, group_by: str | None = None, by_model: bool = False) -> None:
         self.group_by = group_by
+        self.by_model = by_model
         self.total = RequestAgg()
         self.rungs: dict[str, AttemptAgg] = {}
         self.models: dict[str, AttemptAgg] = {}
@@ -285,8 +284,9 @@ class Stats:
         if not reasons and e["outcome"] in ("error", "skipped", "escalated"):
             reasons = [str(err.get("reason") or "unknown") if isinstance(err, dict) else "unknown"]
         _slot(self.rungs, e["rung"]).add(e, reasons)
-        model = e.get("model")
-        _slot(self.models, model if isinstance(model, str) else MISSING).add(e, reasons)
+        if self.by_model:
+            model = e.get("model")
+            _slot(self.models, model if isinstance(model, str) else MISSING).add(e, reasons)
         outcome = e["outcome"]
         target = self.reask_reasons if outcome == "reask" else self.reasons if outcome != "accepted" else None
         if target is not None:
@@ -367,9 +367,7 @@ class Stats:
                 },
                 "baseline_method": BASELINE_METHOD,
                 "latency_relative_error": self.total.latency.relative_error,
-                "time_range": None
-                if self.first_ts > self.last_ts
-                else {"first": self.first_ts, "last": self.last_ts},
+                "time_range": None if self.first_ts > self.last_ts else {"first": self.first_ts, "last": self.last_ts},
                 "by_rung": {name: self.rungs[name].as_dict(total_attempt_cost) for name in self.rung_order()},
                 "by_reason": {
                     r: {
@@ -380,7 +378,9 @@ class Stats:
                     }
                     for r, n in self.reasons.most_common()
                 },
-                "by_model": {m: a.as_dict(total_attempt_cost) for m, a in sorted(self.models.items())},
+                "by_model": {m: a.as_dict(total_attempt_cost) for m, a in sorted(self.models.items())}
+                if self.by_model
+                else None,
                 "by_metadata": None
                 if self.group_by is None
                 else {"key": self.group_by, "groups": {k: g.as_dict() for k, g in self.groups.items()}},

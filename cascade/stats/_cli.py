@@ -22,9 +22,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("logs", nargs="+", metavar="LOG", help="JSONL escalation log(s), plain or gzip")
     p.add_argument("--json", action="store_true", help="print only JSON (schema cascade.stats/1) on stdout")
-    p.add_argument(
-        "--since", metavar="T", help="only events at or after T (unix seconds or ISO-8601; UTC if no zone)"
-    )
+    p.add_argument("--since", metavar="T", help="only events at or after T (unix seconds or ISO-8601; UTC if no zone)")
     p.add_argument("--until", metavar="T", help="only events before T (unix seconds or ISO-8601)")
     p.add_argument(
         "--by",
@@ -43,12 +41,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--drift-rate", type=float, default=d.rate, help=f"escalation-rate change to flag (default {d.rate})"
     )
-    p.add_argument(
-        "--drift-tvd", type=float, default=d.tvd, help=f"reason-mix distance to flag (default {d.tvd})"
-    )
-    p.add_argument(
-        "--drift-cost", type=float, default=d.cost, help=f"relative cost change to flag (default {d.cost})"
-    )
+    p.add_argument("--drift-tvd", type=float, default=d.tvd, help=f"reason-mix distance to flag (default {d.tvd})")
+    p.add_argument("--drift-cost", type=float, default=d.cost, help=f"relative cost change to flag (default {d.cost})")
     p.add_argument("--alpha", type=float, default=d.alpha, help=f"significance level (default {d.alpha})")
     p.add_argument(
         "--min-count",
@@ -56,9 +50,7 @@ def register(subparsers: Any) -> None:
         default=d.min_count,
         help=f"min observations per window (default {d.min_count})",
     )
-    p.add_argument(
-        "--plot", metavar="PNG", help="write escalation rate over time and cost breakdown (needs [plot])"
-    )
+    p.add_argument("--plot", metavar="PNG", help="write escalation rate over time and cost breakdown (needs [plot])")
     p.add_argument("--plain", action="store_true", help="plain-text tables even when rich is installed")
     p.set_defaults(func=run)
 
@@ -89,12 +81,11 @@ def run(args: argparse.Namespace) -> int:
         v = getattr(args, name)
         if not v > 0:
             return _fail(f"--{name.replace('_', '-')}: expected a positive number, got {v!r}")
-    thresholds = Thresholds(
-        args.drift_rate, args.drift_tvd, args.drift_cost, args.alpha, max(0, args.min_count)
-    )
+    thresholds = Thresholds(args.drift_rate, args.drift_tvd, args.drift_cost, args.alpha, max(0, args.min_count))
     try:
         report = build_report(
             args.logs,
+            by_model="model" in args.by,
             since=since,
             until=until,
             group_by=group_by,

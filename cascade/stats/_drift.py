@@ -137,15 +137,7 @@ def _finding(
 ) -> dict[str, Any]:
     enough = min(n_prev, n_cur) >= th.min_count
     flagged = enough and moved and p < th.alpha
-    note = (
-        "insufficient data"
-        if not enough
-        else "drift"
-        if flagged
-        else "moved, not significant"
-        if moved
-        else "ok"
-    )
+    note = "insufficient data" if not enough else "drift" if flagged else "moved, not significant" if moved else "ok"
     return {
         "rung": rung,
         "metric": metric,
@@ -166,9 +158,7 @@ def _rate_finding(rung: str, x1: int, n1: int, x2: int, n2: int, th: Thresholds)
     r2 = x2 / n2 if n2 else None
     change = None if r1 is None or r2 is None else r2 - r1
     moved = change is not None and abs(change) >= th.rate
-    return _finding(
-        rung, "escalation_rate", r1, r2, change, two_proportion(x1, n1, x2, n2), th.rate, n1, n2, th, moved
-    )
+    return _finding(rung, "escalation_rate", r1, r2, change, two_proportion(x1, n1, x2, n2), th.rate, n1, n2, th, moved)
 
 
 def _cost_finding(
@@ -190,9 +180,7 @@ def compare(previous: Stats, current: Stats, th: Thresholds) -> list[dict[str, A
     """One finding per (rung, metric), the ``(all)`` rows first."""
     p_all, c_all = previous.total, current.total
     out = [
-        _rate_finding(
-            ALL, p_all.escalated_requests, p_all.requests, c_all.escalated_requests, c_all.requests, th
-        ),
+        _rate_finding(ALL, p_all.escalated_requests, p_all.requests, c_all.escalated_requests, c_all.requests, th),
         _mix_finding(ALL, previous.reasons, current.reasons, th),
         _cost_finding(ALL, "cost_per_request", _req_cost(p_all), _req_cost(c_all), th),
     ]
@@ -208,9 +196,7 @@ def compare(previous: Stats, current: Stats, th: Thresholds) -> list[dict[str, A
 def _mix_finding(rung: str, a: Counter[str], b: Counter[str], th: Thresholds) -> dict[str, Any]:
     tvd, p = tvd_and_p(a, b)
     n1, n2 = sum(a.values()), sum(b.values())
-    f = _finding(
-        rung, "reason_mix", None, None, tvd if n1 and n2 else None, p, th.tvd, n1, n2, th, tvd >= th.tvd
-    )
+    f = _finding(rung, "reason_mix", None, None, tvd if n1 and n2 else None, p, th.tvd, n1, n2, th, tvd >= th.tvd)
     f["previous"] = _shares(a)
     f["current"] = _shares(b)
     return f

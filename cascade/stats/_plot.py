@@ -49,13 +49,9 @@ def plot(data: dict[str, Any], series: Series | None, path: str) -> None:
         ax2.barh(["cascade"], [cost], left=[bottom], label=f"{name}: ${cost:,.4f}")
         bottom += cost
     baseline = data["baseline_top_cost_usd"]
-    ax2.barh(
-        ["all on top rung\n(estimate)"], [baseline], color="0.6", label=f"top rung only: ${baseline:,.4f}"
-    )
+    ax2.barh(["all on top rung\n(estimate)"], [baseline], color="0.6", label=f"top rung only: ${baseline:,.4f}")
     savings = data["savings_pct"]
-    ax2.set_title(
-        "Cost breakdown" + ("" if savings is None else f" (savings {savings:.1f}% vs top rung only)")
-    )
+    ax2.set_title("Cost breakdown" + ("" if savings is None else f" (savings {savings:.1f}% vs top rung only)"))
     ax2.set_xlabel("USD")
     ax2.legend(loc="lower right", fontsize=9)
     ax2.grid(axis="x", alpha=0.3)

@@ -135,18 +135,14 @@ def _check(e: Event, kind: str) -> str | None:
         if not isinstance(rung, str) or not rung:
             return f"attempt event: field 'rung' must be a non-empty string, got {rung!r}"
         reasons = e.get("reasons")
-        if reasons is not None and not (
-            isinstance(reasons, list) and all(isinstance(r, str) for r in reasons)
-        ):
+        if reasons is not None and not (isinstance(reasons, list) and all(isinstance(r, str) for r in reasons)):
             return f"attempt event: field 'reasons' must be a list of strings, got {reasons!r}"
     else:
         top = e.get("top_rung")
         if top is not None and not (
             isinstance(top, dict) and _is_number(top.get("price_in")) and _is_number(top.get("price_out"))
         ):
-            return (
-                f"request event: field 'top_rung' must be {{name, model, price_in, price_out}}, got {top!r}"
-            )
+            return f"request event: field 'top_rung' must be {{name, model, price_in, price_out}}, got {top!r}"
         answered = e.get("answered_by")
         if answered is not None and not isinstance(answered, str):
             return f"request event: field 'answered_by' must be a string or null, got {answered!r}"

@@ -56,9 +56,7 @@ def tables(d: dict[str, Any], by: Sequence[str]) -> list[Table]:
         [
             "final-rung failures",
             count_rate(ff["count"], ff["rate"])
-            + (
-                "  " + ", ".join(f"{k}: {v}" for k, v in ff["by_outcome"].items()) if ff["by_outcome"] else ""
-            ),
+            + ("  " + ", ".join(f"{k}: {v}" for k, v in ff["by_outcome"].items()) if ff["by_outcome"] else ""),
         ],
         ["budget stops", count_rate(d["budget_stops"]["count"], d["budget_stops"]["rate"])],
         ["attempts / calls", f"{d['attempts']:,} / {d['calls']:,}"],
@@ -222,9 +220,7 @@ def footer(d: dict[str, Any]) -> list[str]:
         lines.append(f"{bad['count']:,} bad line(s) skipped:")
         lines += [f"  {b['file']}:{b['line']}: {b['error']}" for b in bad["samples"][:10]]
         if bad["count"] > 10:
-            lines.append(
-                f"  ... and {bad['count'] - 10:,} more (all counted; first {len(bad['samples'])} in --json)"
-            )
+            lines.append(f"  ... and {bad['count'] - 10:,} more (all counted; first {len(bad['samples'])} in --json)")
     return lines
 
 
@@ -233,9 +229,7 @@ def render(d: dict[str, Any], by: Sequence[str], stream: TextIO | None = None, u
     if d["empty"]:
         files = ", ".join(d["files"])
         stream.write(
-            f"No cascade events in {files}"
-            + (" in the given time range" if d["since"] or d["until"] else "")
-            + ".\n"
+            f"No cascade events in {files}" + (" in the given time range" if d["since"] or d["until"] else "") + ".\n"
         )
         for line in footer(d)[2:]:
             stream.write(line + "\n")
@@ -267,9 +261,7 @@ def _plain(t: Table) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(t.headers))]
     lines = [t.title]
     for n, row in enumerate(cells):
-        padded = [
-            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
+        padded = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
         lines.append("  ".join(padded))
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))

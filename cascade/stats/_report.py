@@ -93,6 +93,7 @@ def build_report(
     since: float | None = None,
     until: float | None = None,
     group_by: str | None = None,
+    by_model: bool = False,
     window: Window | None = None,
     thresholds: Thresholds | None = None,
     series: bool = False,
@@ -104,7 +105,7 @@ def build_report(
     if window is not None or series:
         bounds, cut = _scan(files, since, until, window)
 
-    stats = Stats(group_by=group_by)
+    stats = Stats(group_by=group_by, by_model=by_model)
     prev = Stats() if cut else None
     cur = Stats() if cut else None
     plot = Series(bounds[0], bounds[1]) if series and bounds else None
@@ -160,9 +161,7 @@ def _window_info(s: Stats, start: float, end: float) -> dict[str, Any]:
         "end": end,
         "requests": s.total.requests,
         "attempts": s.attempt_events,
-        "escalated_rate": None
-        if s.total.requests == 0
-        else round(s.total.escalated_requests / s.total.requests, 6),
+        "escalated_rate": None if s.total.requests == 0 else round(s.total.escalated_requests / s.total.requests, 6),
         "cost_usd": round(s.total.cost, 9),
     }
 

@@ -102,7 +102,9 @@ def build_report(
     files = check_files(paths)
     bounds: tuple[float, float] | None = None
     cut: tuple[float, float, float] | None = None  # (previous start, current start, end)
-    if window is not None or series:
+    if window is not None and window.kind == "time" and until is not None and not series:
+        cut = (until - 2 * window.size, until - window.size, until)  # known without a first pass
+    elif window is not None or series:
         bounds, cut = _scan(files, since, until, window)
 
     stats = Stats(group_by=group_by, by_model=by_model)

@@ -23,7 +23,9 @@ def run(coro: Coroutine[Any, Any, T] | Awaitable[T]) -> T:
     return asyncio.run(wrap())
 
 
-def completion(text: str, logprobs: Sequence[TokenLogprob] | None = None, confidence: float | None = None) -> Completion:
+def completion(
+    text: str, logprobs: Sequence[TokenLogprob] | None = None, confidence: float | None = None
+) -> Completion:
     return Completion(
         text=text,
         tokens_in=10,

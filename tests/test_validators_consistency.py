@@ -14,7 +14,14 @@ from cascade.validators._consistency import majority
 
 
 def test_majority_passes_and_asks_for_k_minus_1_samples() -> None:
-    rung = Rung(samples=['{"label": "billing"}', '{"label":"billing"}', '{"label": "refund"}', "```json\n{\"label\": \"billing\"}\n```"])
+    rung = Rung(
+        samples=[
+            '{"label": "billing"}',
+            '{"label":"billing"}',
+            '{"label": "refund"}',
+            '```json\n{"label": "billing"}\n```',
+        ]
+    )
     v = verdict(SelfConsistency(samples=5, threshold=0.6), rung.candidate('{ "label" : "billing" }'))
     assert rung.sample_calls == [4]
     assert v.passed and v.score == pytest.approx(0.8)
@@ -23,7 +30,9 @@ def test_majority_passes_and_asks_for_k_minus_1_samples() -> None:
 
 
 def test_low_agreement() -> None:
-    rung = Rung(samples=['{"label": "refund"}', '{"label": "account"}', '{"label": "billing"}', '{"label": "x"}'])
+    rung = Rung(
+        samples=['{"label": "refund"}', '{"label": "account"}', '{"label": "billing"}', '{"label": "x"}']
+    )
     v = verdict(SelfConsistency(5, 0.6), rung.candidate('{"label": "billing"}'))
     assert not v.passed and v.reason == "low_agreement" and v.score == pytest.approx(0.4)
     assert v.text is None and v.value is None

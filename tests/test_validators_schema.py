@@ -41,7 +41,9 @@ def test_accepts_json_as_real_models_write_it(text: str) -> None:
     assert v.score is None and v.validator == "json_schema"
 
 
-@pytest.mark.parametrize("text", ["", "I am not sure.", "{'name': 'Ada'}", '{"name": "Ada", "age": ', "```json\n{\n```"])
+@pytest.mark.parametrize(
+    "text", ["", "I am not sure.", "{'name': 'Ada'}", '{"name": "Ada", "age": ', "```json\n{\n```"]
+)
 def test_unparseable(text: str) -> None:
     v = verdict(JsonSchema(PERSON), candidate(text))
     assert not v.passed and v.reason == "json_unparseable"
@@ -70,7 +72,9 @@ def test_pydantic_model_gives_an_instance() -> None:
 
 
 def test_bad_schema_is_refused_at_construction() -> None:
-    with pytest.raises(ConfigError, match=r"not a valid Draft 2020-12 schema: 'strng' is not valid.*\$\.type"):
+    with pytest.raises(
+        ConfigError, match=r"not a valid Draft 2020-12 schema: 'strng' is not valid.*\$\.type"
+    ):
         JsonSchema({"type": "strng"})
     with pytest.raises(ConfigError, match="pydantic model class, got 42"):
         JsonSchema(42)  # type: ignore[arg-type]
@@ -85,8 +89,10 @@ def test_response_format_styles() -> None:
         "json_schema": {"name": "json_schema", "schema": PERSON, "strict": True},
     }
     assert JsonSchema(Person).response_format("openai")["json_schema"]["name"] == "Person"
-    assert JsonSchema({**PERSON, "title": "a person!"}).response_format()["json_schema"]["name"] == "a_person_"
-    with pytest.raises(ConfigError, match="style must be .* got 'xml'"):
+    assert (
+        JsonSchema({**PERSON, "title": "a person!"}).response_format()["json_schema"]["name"] == "a_person_"
+    )
+    with pytest.raises(ConfigError, match=r"style must be .* got 'xml'"):
         s.response_format("xml")  # type: ignore[arg-type]
 
 

@@ -46,7 +46,7 @@ class Choice(BaseValidator):
 
     def validate(self, candidate: Candidate) -> Verdict:
         if self.field is None:
-            label: Any = candidate.text.strip().strip("\"'`").rstrip(".").strip()
+            label: Any = _bare(candidate.text)
         else:
             source: Any = candidate.parsed
             if source is None:
@@ -74,3 +74,8 @@ class Choice(BaseValidator):
             f"{where} must be one of {', '.join(repr(x) for x in self.labels)[:300]}; got {shown}",
             self.name,
         )
+
+
+def _bare(text: str) -> str:
+    """``' "billing".'`` and ``'"billing."'`` as ``billing``."""
+    return text.strip().rstrip(".").strip().strip("\"'`").rstrip(".").strip()

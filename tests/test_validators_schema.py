@@ -72,9 +72,7 @@ def test_pydantic_model_gives_an_instance() -> None:
 
 
 def test_bad_schema_is_refused_at_construction() -> None:
-    with pytest.raises(
-        ConfigError, match=r"not a valid Draft 2020-12 schema: 'strng' is not valid.*\$\.type"
-    ):
+    with pytest.raises(ConfigError, match=r"not a valid Draft 2020-12 schema: 'strng' is not valid.*\$\.type"):
         JsonSchema({"type": "strng"})
     with pytest.raises(ConfigError, match="pydantic model class, got 42"):
         JsonSchema(42)  # type: ignore[arg-type]
@@ -89,9 +87,7 @@ def test_response_format_styles() -> None:
         "json_schema": {"name": "json_schema", "schema": PERSON, "strict": True},
     }
     assert JsonSchema(Person).response_format("openai")["json_schema"]["name"] == "Person"
-    assert (
-        JsonSchema({**PERSON, "title": "a person!"}).response_format()["json_schema"]["name"] == "a_person_"
-    )
+    assert JsonSchema({**PERSON, "title": "a person!"}).response_format()["json_schema"]["name"] == "a_person_"
     with pytest.raises(ConfigError, match=r"style must be .* got 'xml'"):
         s.response_format("xml")  # type: ignore[arg-type]
 

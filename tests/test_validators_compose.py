@@ -179,3 +179,13 @@ def test_as_awaitable_from_sync_code() -> None:
     rung = Rung(samples=['"a"'])
     got = run(SelfConsistency(2, 1.0, parse="json").validate(rung.candidate('"a"')))
     assert got.passed
+
+
+def test_run_validator_applies_a_passing_verdicts_text_and_value() -> None:
+    rung = Rung(samples=['{"a": 2}', '{"a": 2}'])
+    c = rung.candidate('{"a": 1}')
+    v = verdict(SelfConsistency(3, 0.6), c)
+    assert v.passed and c.text == '{"a": 2}' and c.parsed == {"a": 2}
+    c = Rung(samples=['{"a": 2}', '{"a": 3}']).candidate('{"a": 1}')
+    assert not verdict(SelfConsistency(3, 0.6), c).passed
+    assert c.text == '{"a": 1}' and c.parsed is None  # a failing verdict changes nothing

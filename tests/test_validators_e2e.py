@@ -227,3 +227,22 @@ def test_exhausted_lists_the_reasons(server: TestServer) -> None:
     server.default(Reply(content="no idea"))
     with make(server, JsonSchema(Ticket)) as cascade, pytest.raises(CascadeExhausted, match="json_unparseable"):
         cascade.run_sync(MSG)
+
+
+def test_a_lone_self_consistency_check_outputs_the_majority(server: TestServer) -> None:
+    answers = {None: "Lyon", 1: "Paris", 2: "paris ", 3: "Marseille"}
+    server.responder("small-m", lambda body: Reply(content=answers[body.get("seed")]))
+    p = OpenAICompatible(server.base_url)
+    rung = Rung(
+        name="small",
+        provider=p,
+        model="small-m",
+        price_in=0.1,
+        price_out=0.2,
+        retry=FAST,
+        validators=SelfConsistency(samples=4, threshold=0.5),
+    )
+    with Cascade(Ladder([rung])) as cascade:
+        result = cascade.run_sync(MSG)
+    assert result.accepted and result.output == "Paris" and result.attempts[0].calls == 4
+    assert result.attempts[0].output == "Paris"

@@ -246,3 +246,24 @@ def test_a_lone_self_consistency_check_outputs_the_majority(server: TestServer) 
         result = cascade.run_sync(MSG)
     assert result.accepted and result.output == "Paris" and result.attempts[0].calls == 4
     assert result.attempts[0].output == "Paris"
+
+
+def test_samples_that_do_not_fit_the_budget_are_not_sent(server: TestServer) -> None:
+    server.default(Reply(content='{"label": "billing"}', tokens_in=100, tokens_out=5))
+    p = OpenAICompatible(server.base_url)
+    rung = Rung(
+        name="small",
+        provider=p,
+        model="small-m",
+        price_in=0.1,
+        price_out=0.2,
+        retry=FAST,
+        params=RequestParams(max_tokens=10),
+        validators=SelfConsistency(samples=5, threshold=0.6),
+    )
+    # one call's worst case: (100 * 0.1 + 10 * 0.2) / 1e6 = 12e-6; four more samples need 48e-6
+    with Cascade(Ladder([rung]), budget_usd=30e-6, token_counter=lambda _m: 100, on_exhausted="best_effort") as c:
+        result = c.run_sync(MSG)
+    assert not result.accepted and result.attempts[0].reasons == ["budget_exhausted"]
+    assert len(server.requests) == 1
+    assert result.cost_usd == pytest.approx((100 * 0.1 + 5 * 0.2) / 1e6)

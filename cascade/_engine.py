@@ -260,7 +260,7 @@ class Cascade:
         self, req: _Request, rung: Rung, messages: Sequence[Message], wire: dict[str, Any], attempt: Attempt
     ) -> Completion:
         """One call on the rung, with retries, reserved against the budget and charged to the attempt."""
-        wire, bound_in, worst = self._bound(req, rung, messages, wire, 1)
+        wire, bound_in, worst = self._bound(req, rung, messages, wire)
         if not req.budget.reserve(worst):
             raise BudgetExhausted(_budget_message(req, rung, worst))
         return await self._invoke(req, rung, messages, wire, attempt, bound_in, worst)
@@ -274,7 +274,7 @@ class Cascade:
         temperature = wire.get("temperature") or self.sample_temperature
         seed = int(wire.get("seed") or 0)
         wires = [{**wire, "temperature": temperature, "seed": seed + i + 1} for i in range(k)]
-        bounded = [self._bound(req, rung, messages, w, 1) for w in wires]
+        bounded = [self._bound(req, rung, messages, w) for w in wires]
         total = sum(b[2] for b in bounded)
         if not req.budget.reserve(total):
             raise BudgetExhausted(_budget_message(req, rung, total))
@@ -288,17 +288,16 @@ class Cascade:
         return [o for o in outs if isinstance(o, Completion)]
 
     def _bound(
-        self, req: _Request, rung: Rung, messages: Sequence[Message], wire: dict[str, Any], n: int
+        self, req: _Request, rung: Rung, messages: Sequence[Message], wire: dict[str, Any]
     ) -> tuple[dict[str, Any], int, float]:
         """The params to send, the prompt-token bound and the worst-case cost of the call."""
         bound_in = self.token_counter(messages)
         max_tokens = wire.get("max_tokens")
         if req.budget.cap is not None and max_tokens is None and rung.price_out > 0:
             affordable = (req.budget.remaining * 1_000_000 - bound_in * rung.price_in) / rung.price_out
-            max_tokens = max(0, min(MAX_TOKENS_UNDER_BUDGET, math.floor(affordable)))
-            if max_tokens < 1:
-                worst = call_cost(bound_in, 1, rung.price_in, rung.price_out)
-                return wire, bound_in, worst
+            max_tokens = math.floor(max(0.0, min(float(MAX_TOKENS_UNDER_BUDGET), affordable)))
+            if max_tokens < 1:  # not even one output token is affordable: the call cannot be made
+                return wire, bound_in, math.inf
             wire = {**wire, "max_tokens": max_tokens}
         worst = call_cost(bound_in, int(max_tokens or 0), rung.price_in, rung.price_out)
         return wire, bound_in, worst

@@ -145,3 +145,14 @@ def test_find_json_recovers_the_json_from_prose_and_fences(
     doc = json.dumps(value, indent=2 if indent else None)
     body = f"```json\n{doc}\n```" if fenced else doc
     assert find_json(f"{before}{body}{after}").value == value
+
+
+def test_schema_of_finds_a_required_schema() -> None:
+    from cascade.validators import Confidence, Regex, schema_of
+
+    s = JsonSchema(PERSON)
+    assert schema_of(s) is s
+    assert schema_of(Confidence(0.5) & s) is s
+    assert schema_of((Regex("x") & Confidence(0.5)) & s) is s
+    assert schema_of(Regex("x") | s) is None  # only an alternative: JSON is not required
+    assert schema_of(Regex("x")) is None and schema_of(None) is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -22,8 +23,10 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("logs", nargs="+", metavar="LOG", help="JSONL escalation log(s), plain or gzip")
     p.add_argument("--json", action="store_true", help="print only JSON (schema cascade.stats/1) on stdout")
-    p.add_argument("--since", metavar="T", help="only events at or after T (unix seconds or ISO-8601; UTC if no zone)")
-    p.add_argument("--until", metavar="T", help="only events before T (unix seconds or ISO-8601)")
+    p.add_argument(
+        "--since", metavar="T", help="only events at or after T (unix seconds, ISO-8601 (UTC if no zone), now)"
+    )
+    p.add_argument("--until", metavar="T", help="only events before T (unix seconds, ISO-8601, now)")
     p.add_argument(
         "--by",
         action="append",
@@ -105,15 +108,19 @@ def run(args: argparse.Namespace) -> int:
             return _fail(str(exc))
         except OSError as exc:
             return _fail(f"--plot: cannot write {args.plot}: {exc}")
-    if args.json:
-        json.dump(data, sys.stdout, indent=2, allow_nan=False)
-        sys.stdout.write("\n")
-    else:
-        from ._render import render
+    try:
+        if args.json:
+            json.dump(data, sys.stdout, indent=2, allow_nan=False)
+            sys.stdout.write("\n")
+        else:
+            from ._render import render
 
-        render(data, args.by, use_rich=not args.plain)
-        if args.plot:
-            print(f"plot written to {args.plot}")
+            render(data, args.by, use_rich=not args.plain)
+            if args.plot:
+                print(f"plot written to {args.plot}")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `cascade stats ... | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     drifted = bool(data["compare"] and data["compare"]["drifted"])
     if drifted and not args.json:
         print("drift detected (see the Drift table)", file=sys.stderr)

@@ -10,7 +10,7 @@ import pytest
 from logbuilder import LogBuilder, acc, esc
 
 from cascade._cli import main
-from cascade.stats._drift import chi2_sf, two_proportion
+from cascade.stats._drift import chi2_sf, two_proportion, welch
 
 START = 1_764_115_200.0
 HOUR = ("--compare", "1h", "--until", str(START + 7200))  # the last hour vs the one before
@@ -97,6 +97,9 @@ def test_reason_mix_and_cost_drift(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_statistics_helpers() -> None:
+    c = 0.1378 / 95  # constant cost, sums with float rounding: no difference, not p = 0
+    assert welch(18, 18 * c, 18 * c * c, 77, sum([c] * 77), sum([c * c] * 77)) == 1.0
+    assert welch(20, 20.0, 20.0, 20, 40.0, 80.0) == 0.0  # constant 1.0 vs constant 2.0
     assert two_proportion(10, 100, 10, 100) == 1.0
     assert two_proportion(10, 100, 50, 100) < 1e-6
     assert abs(chi2_sf(3.841, 1) - 0.05) < 1e-3 and abs(chi2_sf(5.991, 2) - 0.05) < 1e-3

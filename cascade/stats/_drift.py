@@ -109,16 +109,22 @@ def tvd_and_p(a: Counter[str], b: Counter[str]) -> tuple[float, float]:
     return tvd, chi2_sf(stat, len(keys) - 1)
 
 
+def _variance(n: int, mean: float, sum_sq: float) -> float:
+    """Sample variance from a sum of squares; float cancellation below 1e-9 of the mean squared is 0."""
+    v = (sum_sq - n * mean * mean) / (n - 1)
+    return 0.0 if v <= 1e-9 * mean * mean else v
+
+
 def welch(n1: int, s1: float, q1: float, n2: int, s2: float, q2: float) -> float:
     """p-value (normal approximation) that two means differ, from counts, sums and sums of squares."""
     if n1 < 2 or n2 < 2:
         return 1.0
     m1, m2 = s1 / n1, s2 / n2
-    v1 = max(0.0, (q1 - n1 * m1 * m1) / (n1 - 1))
-    v2 = max(0.0, (q2 - n2 * m2 * m2) / (n2 - 1))
+    v1 = _variance(n1, m1, q1)
+    v2 = _variance(n2, m2, q2)
     se = math.sqrt(v1 / n1 + v2 / n2)
-    if se == 0:
-        return 1.0 if m1 == m2 else 0.0
+    if se == 0:  # constant values in both windows: they differ or they do not
+        return 1.0 if math.isclose(m1, m2, rel_tol=1e-9, abs_tol=1e-15) else 0.0
     return normal_sf2((m2 - m1) / se)
 
 

@@ -164,3 +164,31 @@ def test_metrics_sinks_see_the_same_events_as_the_log(server: TestServer, tmp_pa
     assert [len(s.events) for s in spans] == [len(r.attempts) for r in results]
     lines = [json.loads(x) for x in log.read_text().splitlines()]
     assert sum(e["event"] == "attempt" for e in lines) == sum(len(s.events) for s in spans)
+
+
+def test_budget_stops_in_a_real_cascade_log(
+    server: TestServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    p = OpenAICompatible(server.base_url)
+    ladder = Ladder(
+        [
+            Rung(name="small", provider=p, model="small-m", price_in=0.1, price_out=0.4, retry=FAST_RETRY),
+            Rung(name="large", provider=p, model="large-m", price_in=10, price_out=30, retry=FAST_RETRY),
+        ]
+    )
+    server.script(
+        "small-m", Reply(content=BAD, tokens_in=100, tokens_out=10), Reply(content=GOOD, tokens_in=100, tokens_out=10)
+    )
+    log = tmp_path / "budget.jsonl"
+    with Cascade(ladder, validators=[is_json], log=log, budget_usd=5e-5) as cascade:
+        with pytest.raises(CascadeExhausted):  # small fails; large cannot be afforded: skipped
+            cascade.run_sync(MSG)
+        assert cascade.run_sync(MSG).answered_by == "small"
+    assert main(["stats", "--json", str(log)]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["requests"] == 2 and d["budget_stops"] == {"count": 1, "rate": 0.5}
+    assert d["final_failures"]["by_reason"] == {"budget_exhausted": 1}
+    lg = d["by_rung"]["large"]
+    assert (lg["reached"], lg["skipped"], lg["escalated"], lg["escalation_rate"], lg["cost_usd"]) == (1, 1, 0, 0.0, 0.0)
+    assert d["by_reason"]["budget_exhausted"]["count"] == 1 and d["by_reason"]["custom:is_json"]["count"] == 1
+    assert d["cost_usd"] == pytest.approx(2 * cost("small", 100, 10))

@@ -432,6 +432,8 @@ def test_requests_are_recorded_in_order(server: TestServer) -> None:
     assert [(r.path, r.model) for r in recorded] == [("/v1/chat/completions", "a"), ("/v1/messages", "b")]
     assert recorded[0].body == {"model": "a", "messages": MESSAGES, "temperature": 0}
     assert recorded[1].headers["x-trace"] == "t1"
+    assert recorded[1].headers["X-Trace"] == recorded[1].headers.get("X-TRACE") == "t1"
+    assert "X-Trace" in recorded[1].headers and "x-trace" in dict(recorded[1].headers)
     recorded.clear()  # a copy: the server's log is untouched
     assert len(server.requests) == 2
 

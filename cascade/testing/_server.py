@@ -14,7 +14,7 @@ from typing import Any
 
 from . import _faults, _wire
 from ._aiohttp import web
-from ._reply import HUGE_BYTES, RecordedRequest, Reply
+from ._reply import HUGE_BYTES, Headers, RecordedRequest, Reply
 from ._script import DEFAULT_FAULTS, Responder, Script
 
 _JSON = "application/json"
@@ -354,8 +354,8 @@ def _huge_content() -> str:
     return _HUGE[0]
 
 
-def _headers(request: web.BaseRequest) -> dict[str, str]:
-    return {k.lower(): v for k, v in request.headers.items()}
+def _headers(request: web.BaseRequest) -> Headers:
+    return Headers(request.headers.items())
 
 
 def _json(status: int, payload: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> web.Response:

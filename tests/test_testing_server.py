@@ -438,6 +438,27 @@ def test_requests_are_recorded_in_order(server: TestServer) -> None:
     assert len(server.requests) == 2
 
 
+def test_wait_for_requests(server: TestServer) -> None:
+    server.default(Reply(fault="hang"))
+    timeouts: list[Exception] = []
+
+    def call() -> None:
+        try:
+            chat(server, timeout=1)
+        except httpx.ReadTimeout as exc:
+            timeouts.append(exc)
+
+    callers = [threading.Thread(target=call) for _ in range(2)]
+    for caller in callers:
+        caller.start()
+    assert len(server.wait_for_requests(2)) == 2
+    for caller in callers:
+        caller.join()
+    assert len(timeouts) == 2
+    with pytest.raises(TimeoutError, match=r"wait_for_requests\(3\): only 2"):
+        server.wait_for_requests(3, timeout_s=0.05)
+
+
 def test_reset_forgets_everything(server: TestServer) -> None:
     server.script("m", Reply(content="queued"))
     server.default(Reply(content="dflt"))
@@ -503,6 +524,8 @@ def test_reply_validation_names_the_field() -> None:
         Reply(content=None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"Reply.logprobs\[0\]"):
         Reply(logprobs=[("a", -1.0)])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match=r"Reply.logprobs\[1\]"):
+        Reply(logprobs=[("a", -1.0, {}), ("b", "low", {})])  # type: ignore[list-item]
 
 
 def test_script_refuses_non_replies(server: TestServer) -> None:
@@ -530,11 +553,7 @@ def test_stop_is_prompt_with_a_hanging_request_open(reply: Reply) -> None:
 
     caller = threading.Thread(target=call)
     caller.start()
-    for _ in range(1000):
-        if srv.requests:
-            break
-        threading.Event().wait(0.01)
-    assert srv.requests, "the request never reached the server"
+    srv.wait_for_requests(1)
     srv.stop()
     caller.join(20)
     assert not caller.is_alive(), "the hanging request outlived stop()"

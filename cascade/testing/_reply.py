@@ -75,7 +75,10 @@ class Reply:
             raise TypeError(f"Reply.error must be a dict {{message, type, code}}, got {self.error!r}")
         if self.logprobs is not None:
             for i, item in enumerate(self.logprobs):
-                if not (isinstance(item, tuple) and len(item) == 3 and isinstance(item[0], str)):
+                if not (
+                    isinstance(item, (tuple, list)) and len(item) == 3 and isinstance(item[0], str)
+                    and isinstance(item[1], (int, float)) and isinstance(item[2], Mapping)
+                ):
                     raise ValueError(
                         f"Reply.logprobs[{i}] must be (token, logprob, {{alt: logprob}}), got {item!r}"
                     )

@@ -147,6 +147,10 @@ class TestServer:
         """A copy of the requests received so far, in order (empty when ``record=False``)."""
         return self._script.requests
 
+    def wait_for_requests(self, count: int = 1, timeout_s: float = 10.0) -> list[RecordedRequest]:
+        """Block until ``count`` requests have been recorded (e.g. one that hangs); TimeoutError if not."""
+        return self._script.wait_for_requests(count, timeout_s)
+
     @property
     def errors(self) -> list[str]:
         """Errors of the server's own handlers, e.g. a responder that raised (the client got a 500)."""

@@ -198,6 +198,15 @@ def test_error_faults(server: TestServer, fault: str, status: int, retry_after: 
     assert content(chat(server)) == "ok"  # the fault was used up
 
 
+def test_fault_replies_keep_their_headers(server: TestServer) -> None:
+    server.script("m", Reply(fault="unavailable", headers={"Retry-After": "7"}),
+                  Reply(fault="rate_limit", headers={"X-Request-Id": "r1"}))
+    unavailable = chat(server)
+    assert unavailable.status_code == 503 and unavailable.headers["retry-after"] == "7"
+    limited = chat(server)
+    assert limited.headers["retry-after"] == "0" and limited.headers["x-request-id"] == "r1"
+
+
 def test_reset_sends_headers_and_part_of_the_body_then_aborts(server: TestServer) -> None:
     server.script("m", Reply(content="x" * 2000, fault="reset"))
     body = {"model": "m", "messages": MESSAGES}
@@ -384,6 +393,7 @@ def test_require_api_key(server: TestServer) -> None:
     assert http.post(url, json=body, headers={"x-api-key": "sk-test"}).status_code == 401  # bearer only
     assert http.post(url, json=body, headers={"Authorization": "Bearer sk-test"}).status_code == 200
     assert http.get(f"{server.base_url}/models").status_code == 401
+    assert http.get(f"{server.base_url}/models", headers={"x-api-key": "sk-test"}).status_code == 200
     assert message(server, headers={"x-api-key": "sk-test"}).status_code == 200
     denied = message(server, headers={"x-api-key": "nope"})
     assert denied.status_code == 401

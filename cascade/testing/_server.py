@@ -228,7 +228,7 @@ class TestServer:
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
         self._script.record(RecordedRequest(request.path, None, {}, _headers(request)))
-        if not self._authorized(request, anthropic=False):
+        if not self._authorized(request, anthropic=True):  # either provider lists models
             return _json(401, _wire.openai_error(401))
         created = int(time.time())
         data = [{"id": m, "object": "model", "created": created, "owned_by": "cascade-testing"}
@@ -300,12 +300,13 @@ class TestServer:
         if fault == "close":
             return await _faults.close(request)
         if fault == "html":
-            return web.Response(status=502, text=_wire.HTML_PAGE, content_type="text/html")
+            page = _wire.HTML_PAGE.encode()
+            return web.Response(status=502, body=page, headers={"Content-Type": "text/html", **reply.headers})
         if fault in _ERROR_STATUS:
             status = _ERROR_STATUS[fault]
-            headers = {"Retry-After": "0"} if fault == "rate_limit" else {}
+            headers = {"Retry-After": "0", **reply.headers} if fault == "rate_limit" else reply.headers
             return _json(status, error_body(status, reply.error), headers)
-        if reply.status != 200 and fault is None:
+        if reply.status >= 300 and fault is None:
             return _json(reply.status, error_body(reply.status, reply.error), reply.headers)
         if fault == "huge":  # no logprobs: 10 MB of them would stall the loop for seconds
             replies = [Reply(content=_huge_content(), tokens_in=reply.tokens_in)]

@@ -130,7 +130,8 @@ class TestServer:
         model: str | None = None,
     ) -> None:
         """Replace a fraction ``rate`` of answers (of ``model``, or of all) by a random fault from ``faults``;
-        the sequence is reproducible for a given ``seed``. A faulted request does not consume the queue."""
+        the sequence (in order of arrival) is reproducible for a given ``seed``. A faulted request does not
+        consume the queue. ``rate=0`` switches it off."""
         self._script.fault_rate(rate, seed=seed, faults=faults, model=model)
 
     def require_api_key(self, key: str | None) -> None:

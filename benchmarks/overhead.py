@@ -18,8 +18,9 @@ Clients:
   openai     AsyncOpenAI.chat.completions.create, same pool size, default retries
   litellm    litellm.Router.acompletion with one deployment (its defaults: aiohttp transport)
   cascade-1  Cascade with one rung, no validators, no log
-  cascade-2  two rungs, a JSON-parsing ``check`` validator, JSONL log on (the first rung accepts)
-  cascade-esc  two rungs, the first rung's schema check fails: two attempts per request (CPU per attempt)
+  cascade-2  two rungs, a ``JsonSchema`` validator, JSONL log on (the first rung accepts)
+  cascade-esc  as cascade-2, but the first rung's schema needs a field the answer lacks: two attempts per
+             request, so CPU per attempt includes an escalation
 """
 
 from __future__ import annotations
@@ -36,13 +37,12 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
 
 import httpx
 from _bench import Measure, Servers, measure
 
 from cascade import Cascade, OpenAICompatible, Rung
-from cascade.validators import Verdict, check
+from cascade.validators import JsonSchema
 
 MODEL = "gpt-4o-mini"  # a name LiteLLM knows the price of; the test server answers any model
 CONTENT = '{"label": "spam", "score": 0.9}'
@@ -71,7 +71,8 @@ async def make_openai(base_url: str, stack: AsyncExitStack) -> Call:
 
     limits = httpx.Limits(max_connections=POOL, max_keepalive_connections=POOL)
     http = openai.DefaultAsyncHttpxClient(limits=limits)
-    client = await stack.enter_async_context(openai.AsyncOpenAI(base_url=base_url, api_key="sk-bench", http_client=http))
+    client = openai.AsyncOpenAI(base_url=base_url, api_key="sk-bench", http_client=http)
+    await stack.enter_async_context(client)
 
     async def call() -> object:
         out = await client.chat.completions.create(model=MODEL, messages=MESSAGES)  # type: ignore[arg-type]
@@ -87,7 +88,10 @@ async def make_litellm(base_url: str, stack: AsyncExitStack) -> Call:
     litellm.telemetry = False
     router = litellm.Router(
         model_list=[
-            {"model_name": MODEL, "litellm_params": {"model": f"openai/{MODEL}", "api_base": base_url, "api_key": "sk-bench"}}
+            {
+                "model_name": MODEL,
+                "litellm_params": {"model": f"openai/{MODEL}", "api_base": base_url, "api_key": "sk-bench"},
+            }
         ]
     )
 
@@ -107,19 +111,12 @@ def _cascade_call(cascade: Cascade, stack: AsyncExitStack) -> Call:
     return call
 
 
-def _json_object(candidate: Any) -> bool | Verdict:
-    """The schema check of the benchmark: a JSON object with a string ``label`` (json-parses, like JsonSchema)."""
-    try:
-        value = json.loads(candidate.text)
-    except ValueError as exc:
-        return Verdict(False, "schema_invalid", detail=str(exc))
-    ok = isinstance(value, dict) and isinstance(value.get("label"), str)
-    return Verdict(ok, "ok" if ok else "schema_invalid", value=value if ok else None)
-
-
-def _needs_rationale(candidate: Any) -> bool:
-    """A check the benchmark server's answer always fails, to force an escalation."""
-    return "rationale" in json.loads(candidate.text)
+SCHEMA = {
+    "type": "object",
+    "properties": {"label": {"type": "string", "enum": ["spam", "ham"]}, "score": {"type": "number"}},
+    "required": ["label"],
+}
+WITH_RATIONALE = {**SCHEMA, "required": ["label", "rationale"]}  # the server's answer fails it: escalation
 
 
 async def make_cascade_1(base_url: str, stack: AsyncExitStack) -> Call:
@@ -133,17 +130,17 @@ async def make_cascade_2(base_url: str, stack: AsyncExitStack, log_path: str) ->
         Rung(name="small", provider=provider, model=MODEL, price_in=0.15, price_out=0.6),
         Rung(name="big", provider=provider, model="gpt-4o", price_in=2.5, price_out=10.0),
     ]
-    return _cascade_call(Cascade(rungs, validators=check(_json_object, name="schema"), log=log_path), stack)
+    return _cascade_call(Cascade(rungs, validators=JsonSchema(SCHEMA), log=log_path), stack)
 
 
 async def make_cascade_esc(base_url: str, stack: AsyncExitStack, log_path: str) -> Call:
     provider = OpenAICompatible(base_url)
     rungs = [
         Rung(name="small", provider=provider, model=MODEL, price_in=0.15, price_out=0.6,
-             validators=[check(_json_object, name="schema"), check(_needs_rationale, name="rationale")]),
+             validators=JsonSchema(WITH_RATIONALE)),
         Rung(name="big", provider=provider, model="gpt-4o", price_in=2.5, price_out=10.0),
     ]
-    return _cascade_call(Cascade(rungs, validators=check(_json_object, name="schema"), log=log_path), stack)
+    return _cascade_call(Cascade(rungs, validators=JsonSchema(SCHEMA), log=log_path), stack)
 
 
 CLIENTS = ["httpx", "openai", "litellm", "cascade-1", "cascade-2", "cascade-esc"]
@@ -228,9 +225,9 @@ async def main_async(args: argparse.Namespace) -> int:
         for name in clients:
             ms = results[(name, conc)]
             attempts = ATTEMPTS.get(name, 1)
-            rps_x = [m.rps / b.rps for m, b in zip(ms, base)]
-            cpu_x = [m.cpu_us / b.cpu_us for m, b in zip(ms, base)]
-            extra = [(m.cpu_us - attempts * b.cpu_us) / attempts for m, b in zip(ms, base)]
+            rps_x = [m.rps / b.rps for m, b in zip(ms, base, strict=True)]
+            cpu_x = [m.cpu_us / b.cpu_us for m, b in zip(ms, base, strict=True)]
+            extra = [(m.cpu_us - attempts * b.cpu_us) / attempts for m, b in zip(ms, base, strict=True)]
             srv = statistics.median(m.server_busy for m in ms)
             print(
                 f"{name:<11} {conc:>4} {_spread([m.rps for m in ms], '.0f'):>20} {_spread(rps_x, '.2f'):>18} "

@@ -18,6 +18,10 @@ from pydantic import SecretStr
 from ._errors import CallerError, ConfigError, ProviderError
 
 DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+POOL_SHARD_CONNECTIONS = 32
+"""Connections per httpx client. httpcore's pool rescans every connection it holds on each request and
+response, so one client of 512 connections spends CPU quadratic in the concurrency (measured in
+benchmarks/overhead.py); several small clients, least busy first, keep that cost flat."""
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -69,11 +73,11 @@ class HttpProvider:
         self.timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
         self.headers = dict(headers or {})
         self.verify_tls = verify_tls
-        self.limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        if not isinstance(max_connections, int) or max_connections < 1:
+            raise ConfigError(f"max_connections: expected an integer >= 1, got {max_connections!r}")
+        self.max_connections = max_connections
         self.max_response_bytes = max_response_bytes
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, api_key_env={self.api_key_env!r})"
@@ -81,28 +85,30 @@ class HttpProvider:
     def _secret(self) -> str | None:
         return self._api_key.get_secret_value() if self._api_key is not None else None
 
-    def _client(self) -> httpx.AsyncClient:
+    def _pool(self) -> _Pool:
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None or client.is_closed:
-            client = httpx.AsyncClient(timeout=self.timeout, limits=self.limits, verify=self.verify_tls)
-            self._clients[loop] = client
-        return client
+        pool = self._pools.get(loop)
+        if pool is None or pool.closed:
+            pool = _Pool(self.max_connections, self.timeout, self.verify_tls)
+            self._pools[loop] = pool
+        return pool
 
     async def aclose(self) -> None:
-        """Close this loop's client; clients of loops that are gone are dropped with them."""
+        """Close this loop's clients; clients of loops that are gone are dropped with them."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        client = self._clients.pop(loop, None)
-        if client is not None:
-            await client.aclose()
+        pool = self._pools.pop(loop, None)
+        if pool is not None:
+            await pool.aclose()
 
     async def _post_json(self, url: str, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
         """POST and return the JSON body of a 2xx answer; raise a classified ProviderError otherwise."""
+        pool = self._pool()
+        client = pool.acquire()
         try:
-            async with self._client().stream("POST", url, json=body, headers=headers) as resp:
+            async with client.stream("POST", url, json=body, headers=headers) as resp:
                 declared = resp.headers.get("content-length")
                 if declared is not None and declared.isdigit() and int(declared) > self.max_response_bytes:
                     raise ProviderError(
@@ -137,6 +143,8 @@ class HttpProvider:
             ) from None
         except httpx.HTTPError as exc:
             raise ProviderError("transient", "connection_error", f"{self.name}: {type(exc).__name__}: {exc}") from None
+        finally:
+            pool.release(client)
 
         if status >= 300:
             raise self._classify(status, raw, resp_headers)
@@ -190,6 +198,49 @@ class HttpProvider:
         if status in (400, 422):
             return CallerError("bad_request", text, status=status)
         return ProviderError("rung_fatal", f"http_{status}", text, status=status)
+
+
+class _Pool:
+    """One event loop's httpx clients: ``max_connections`` split over clients of at most
+    ``POOL_SHARD_CONNECTIONS`` each, made on first use. A request goes to the first client with a free
+    connection (so a light load keeps to one client), else to the least busy one."""
+
+    __slots__ = ("busy", "clients", "limits", "per", "timeout", "verify")
+
+    def __init__(self, max_connections: int, timeout: httpx.Timeout, verify: bool) -> None:
+        n = -(-max_connections // POOL_SHARD_CONNECTIONS)
+        self.per = -(-max_connections // n)
+        self.limits = httpx.Limits(max_connections=self.per, max_keepalive_connections=self.per)
+        self.timeout = timeout
+        self.verify = verify
+        self.clients: list[httpx.AsyncClient | None] = [None] * n
+        self.busy = [0] * n
+
+    @property
+    def closed(self) -> bool:
+        return any(c is not None and c.is_closed for c in self.clients)
+
+    def acquire(self) -> httpx.AsyncClient:
+        """The client for the next request, counted busy until :meth:`release`."""
+        busy = self.busy
+        per = self.per
+        shard = next((i for i, b in enumerate(busy) if b < per), None)
+        if shard is None:
+            shard = busy.index(min(busy))
+        busy[shard] += 1
+        client = self.clients[shard]
+        if client is None:
+            client = httpx.AsyncClient(timeout=self.timeout, limits=self.limits, verify=self.verify)
+            self.clients[shard] = client
+        return client
+
+    def release(self, client: httpx.AsyncClient) -> None:
+        self.busy[self.clients.index(client)] -= 1
+
+    async def aclose(self) -> None:
+        for client in self.clients:
+            if client is not None:
+                await client.aclose()
 
 
 def _error_text(raw: bytes) -> tuple[str, str]:

@@ -7,6 +7,7 @@ import asyncio
 import email.utils
 import json
 import os
+import ssl
 import time
 import weakref
 from collections.abc import Mapping
@@ -18,10 +19,11 @@ from pydantic import SecretStr
 from ._errors import CallerError, ConfigError, ProviderError
 
 DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
-POOL_SHARD_CONNECTIONS = 32
+POOL_SHARD_CONNECTIONS = 8
 """Connections per httpx client. httpcore's pool rescans every connection it holds on each request and
 response, so one client of 512 connections spends CPU quadratic in the concurrency (measured in
-benchmarks/overhead.py); several small clients, least busy first, keep that cost flat."""
+benchmarks/overhead.py: at concurrency 256, shards of 8 used about half the CPU per request of one
+512-connection client, and less than shards of 16, 32 or 64); the clients share one TLS context."""
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -205,7 +207,7 @@ class _Pool:
     ``POOL_SHARD_CONNECTIONS`` each, made on first use. A request goes to the first client with a free
     connection (so a light load keeps to one client), else to the least busy one."""
 
-    __slots__ = ("busy", "clients", "limits", "per", "timeout", "verify")
+    __slots__ = ("busy", "clients", "closed", "limits", "per", "ssl", "timeout", "verify")
 
     def __init__(self, max_connections: int, timeout: httpx.Timeout, verify: bool) -> None:
         n = -(-max_connections // POOL_SHARD_CONNECTIONS)
@@ -213,12 +215,10 @@ class _Pool:
         self.limits = httpx.Limits(max_connections=self.per, max_keepalive_connections=self.per)
         self.timeout = timeout
         self.verify = verify
+        self.ssl: ssl.SSLContext | None = None
         self.clients: list[httpx.AsyncClient | None] = [None] * n
         self.busy = [0] * n
-
-    @property
-    def closed(self) -> bool:
-        return any(c is not None and c.is_closed for c in self.clients)
+        self.closed = False
 
     def acquire(self) -> httpx.AsyncClient:
         """The client for the next request, counted busy until :meth:`release`."""
@@ -230,7 +230,9 @@ class _Pool:
         busy[shard] += 1
         client = self.clients[shard]
         if client is None:
-            client = httpx.AsyncClient(timeout=self.timeout, limits=self.limits, verify=self.verify)
+            if self.ssl is None:  # httpx builds one per client otherwise (CA bundle loaded each time)
+                self.ssl = httpx.create_ssl_context(verify=self.verify, trust_env=True)
+            client = httpx.AsyncClient(timeout=self.timeout, limits=self.limits, verify=self.ssl)
             self.clients[shard] = client
         return client
 
@@ -238,6 +240,7 @@ class _Pool:
         self.busy[self.clients.index(client)] -= 1
 
     async def aclose(self) -> None:
+        self.closed = True
         for client in self.clients:
             if client is not None:
                 await client.aclose()

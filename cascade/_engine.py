@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import ValidationError
 
@@ -80,6 +80,7 @@ class Cascade:
         self.sample_temperature = sample_temperature
         self._top = self.ladder.top
         self._rung_names = [r.name for r in self.ladder.rungs]
+        self._rung_index = {name: i for i, name in enumerate(self._rung_names)}
         self._rung_wire = {r.name: r.params.to_wire() for r in self.ladder.rungs}
         self._local = threading.local()
 
@@ -150,10 +151,12 @@ class Cascade:
 
     async def map(self, inputs: Iterable[Any], *, concurrency: int = 16) -> list[CascadeResult]:
         """Run a batch; results in input order, per-item failures isolated (see ``imap``)."""
-        out: dict[int, CascadeResult] = {}
+        out: list[CascadeResult | None] = []  # a list, not a dict by index: ~100 bytes less per result
         async for index, result in self.imap(inputs, concurrency=concurrency):
+            if index >= len(out):
+                out.extend([None] * (index + 1 - len(out)))
             out[index] = result
-        return [out[i] for i in range(len(out))]
+        return cast("list[CascadeResult]", out)  # imap yields every index exactly once
 
     def map_sync(self, inputs: Iterable[Any], *, concurrency: int = 16) -> list[CascadeResult]:
         return self._loop().run_until_complete(self.map(inputs, concurrency=concurrency))
@@ -381,7 +384,7 @@ class Cascade:
             "request_id": req.id,
             "attempt": attempt.index,
             "rung": rung.name,
-            "rung_index": self._rung_names.index(rung.name),
+            "rung_index": self._rung_index[rung.name],
             "model": rung.model,
             "outcome": outcome,
             "reasons": reasons,

@@ -181,7 +181,7 @@ class EventLog:
         out: MutableMapping[str, Any] = event
         for p in self.processors:
             out = p(None, "info", out)
-        self.sink.emit(dict(out))
+        self.sink.emit(out if type(out) is dict else dict(out))  # the engine builds a fresh dict per event
 
     def close(self) -> None:
         close = getattr(self.sink, "close", None)

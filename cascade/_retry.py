@@ -10,20 +10,14 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_random_exponential,
-)
-from tenacity.stop import stop_base
+from typing import TYPE_CHECKING, TypeVar
 
 from ._errors import ProviderError
-from ._ladder import RetryPolicy
+
+if TYPE_CHECKING:  # tenacity is imported on the first retry, not with cascade (import time)
+    from tenacity import RetryCallState
+
+    from ._ladder import RetryPolicy
 
 T = TypeVar("T")
 
@@ -46,8 +40,9 @@ class wait_retry_after:
         return self.fallback(state)
 
 
-class stop_on_long_retry_after(stop_base):
-    """Stop when the server asks to wait longer than we are willing to: escalate instead."""
+class stop_on_long_retry_after:
+    """Stop when the server asks to wait longer than we are willing to: escalate instead. A plain
+    callable, as tenacity accepts on the right of ``|``."""
 
     def __init__(self, cap: float) -> None:
         self.cap = cap
@@ -75,16 +70,24 @@ async def call_with_retries(
             raise
         first = exc
 
+    from tenacity import (
+        AsyncRetrying,
+        retry_if_exception,
+        stop_after_attempt,
+        stop_after_delay,
+        wait_random_exponential,
+    )
+
     on_retry(first)
     backoff = wait_random_exponential(multiplier=policy.initial_wait_s, max=policy.max_wait_s)
     waiter = wait_retry_after(backoff, policy.max_retry_after_s)
     # The first failure happened outside tenacity (fast path): wait for it as tenacity would.
     first_wait = first.retry_after if first.retry_after is not None else random.uniform(0, policy.initial_wait_s)
     await asyncio.sleep(min(max(first_wait, 0.0), policy.max_retry_after_s))
+    limits = stop_after_attempt(policy.attempts - 1) | stop_after_delay(policy.max_delay_s)
+    too_long = stop_on_long_retry_after(policy.max_retry_after_s)
     retrying = AsyncRetrying(
-        stop=stop_after_attempt(policy.attempts - 1)
-        | stop_after_delay(policy.max_delay_s)
-        | stop_on_long_retry_after(policy.max_retry_after_s),
+        stop=lambda state: limits(state) or too_long(state),
         wait=waiter,
         retry=retry_if_exception(is_transient),
         before_sleep=lambda s: on_retry(s.outcome.exception()) if s.outcome else None,  # type: ignore[arg-type]

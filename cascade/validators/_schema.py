@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-from jsonschema.exceptions import ValidationError as SchemaValidationError
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from .._errors import ConfigError
 from ._base import AllOf, BaseValidator, Candidate, Verdict
 from ._jsontext import MAX_SCAN, JsonNotFound, find_json
+
+if TYPE_CHECKING:  # jsonschema is imported when a JsonSchema is made, not with cascade (import time)
+    from jsonschema.exceptions import ValidationError as SchemaValidationError
 
 MAX_ERRORS = 3
 """Schema errors quoted in a verdict's detail (the first ones, ordered by JSON path)."""
@@ -79,6 +79,9 @@ class JsonSchema(BaseValidator):
             raise ConfigError(
                 f"JsonSchema: schema must be a JSON-schema dict or a pydantic model class, got {schema!r}"
             )
+        from jsonschema import Draft202012Validator
+        from jsonschema.exceptions import SchemaError
+
         try:
             Draft202012Validator.check_schema(schema_dict)
         except SchemaError as exc:

@@ -1,4 +1,8 @@
-"""The ladder in code: immutable rungs from cheapest to strongest, validated at construction."""
+"""The ladder in code: immutable rungs from cheapest to strongest, validated at construction.
+
+The models are built on first use (``defer_build``), not at ``import cascade``: building them is most
+of this module's import time, and tools that only read logs never need them.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ class RequestParams(BaseModel):
     """Request parameters sent with every call of a rung (OpenAI names). Unknown names are refused;
     put provider-specific ones in ``extra``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
@@ -38,7 +42,7 @@ class RequestParams(BaseModel):
 class RetryPolicy(BaseModel):
     """How transient failures are retried on the same rung (tenacity does the retrying)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     attempts: int = Field(default=3, ge=1, le=20)
     max_delay_s: float = Field(default=60.0, gt=0)
@@ -54,7 +58,7 @@ class Rung(BaseModel):
     ``reasks`` lets the rung retry itself with the failed verdicts fed back before escalating.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True, defer_build=True)
 
     name: str = Field(min_length=1, max_length=200)
     provider: Provider
@@ -99,7 +103,7 @@ class Rung(BaseModel):
 class Ladder(BaseModel):
     """Rungs ordered cheapest first. ``Ladder([a, b, c])`` or ``Ladder(rungs=[...])``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     rungs: tuple[Rung, ...]
 

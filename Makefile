@@ -28,3 +28,23 @@ test: install lint typecheck
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# make bench: the performance figures of docs/readme/performance.md. LiteLLM and openai are compared
+# against, never dependencies: they live in their own venv, .venv-bench.
+BENCH_VENV ?= .venv-bench
+BENCH_PKGS ?= litellm==1.110.2 openai==3.57.0 py-spy==0.4.3
+BENCH_STAMP := $(BENCH_VENV)/.installed-bench
+
+$(BENCH_STAMP): pyproject.toml
+	$(PY) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q -e '.[testing]' $(BENCH_PKGS)
+	touch $@
+
+.PHONY: bench-env bench
+bench-env: $(BENCH_STAMP)
+
+bench: bench-env
+	$(BENCH_VENV)/bin/python benchmarks/overhead.py
+	$(BENCH_VENV)/bin/python benchmarks/engine_cpu.py
+	$(BENCH_VENV)/bin/python benchmarks/scale.py
+	$(BENCH_VENV)/bin/python benchmarks/import_time.py

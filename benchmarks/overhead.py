@@ -14,7 +14,8 @@ The ``srv`` column is the servers' CPU over wall time: when it nears the number 
 the server, not the client, is the bottleneck.
 
 Clients:
-  httpx      AsyncClient.post + .json(), pool of 512 connections
+  httpx      AsyncClient.post + .json(), one client with a pool of 512 connections
+  httpx-pool the same call on cascade's transport: 512 connections as httpx clients of 8 each
   openai     AsyncOpenAI.chat.completions.create, same pool size, default retries
   litellm    litellm.Router.acompletion with one deployment (its defaults: aiohttp transport)
   cascade-1  Cascade with one rung, no validators, no log
@@ -60,6 +61,28 @@ async def make_httpx(base_url: str, stack: AsyncExitStack) -> Call:
 
     async def call() -> object:
         resp = await client.post(url, json=body)
+        resp.raise_for_status()
+        return resp.json()["choices"][0]["message"]["content"]
+
+    return call
+
+
+async def make_httpx_pool(base_url: str, stack: AsyncExitStack) -> Call:
+    """Bare httpx on the pool cascade's providers use (512 connections as clients of 8), to tell the
+    router's own CPU from the transport's."""
+    from cascade._http import _Pool
+
+    pool = _Pool(POOL, httpx.Timeout(60.0), True)
+    stack.push_async_callback(pool.aclose)
+    url = f"{base_url}/chat/completions"
+    body = {"model": MODEL, "messages": MESSAGES}
+
+    async def call() -> object:
+        client = pool.acquire()
+        try:
+            resp = await client.post(url, json=body)
+        finally:
+            pool.release(client)
         resp.raise_for_status()
         return resp.json()["choices"][0]["message"]["content"]
 
@@ -143,7 +166,7 @@ async def make_cascade_esc(base_url: str, stack: AsyncExitStack, log_path: str) 
     return _cascade_call(Cascade(rungs, validators=JsonSchema(SCHEMA), log=log_path), stack)
 
 
-CLIENTS = ["httpx", "openai", "litellm", "cascade-1", "cascade-2", "cascade-esc"]
+CLIENTS = ["httpx", "httpx-pool", "openai", "litellm", "cascade-1", "cascade-2", "cascade-esc"]
 ATTEMPTS = {"cascade-esc": 2}  # attempts (HTTP calls) per request
 
 
@@ -151,6 +174,8 @@ async def run_one_factory(name: str, base_url: str, stack: AsyncExitStack, log_p
     """The call of client ``name``; its resources close with ``stack``."""
     if name == "httpx":
         return await make_httpx(base_url, stack)
+    if name == "httpx-pool":
+        return await make_httpx_pool(base_url, stack)
     if name == "openai":
         return await make_openai(base_url, stack)
     if name == "litellm":
@@ -227,19 +252,24 @@ async def main_async(args: argparse.Namespace) -> int:
             attempts = ATTEMPTS.get(name, 1)
             rps_x = [m.rps / b.rps for m, b in zip(ms, base, strict=True)]
             cpu_x = [m.cpu_us / b.cpu_us for m, b in zip(ms, base, strict=True)]
-            extra = [(m.cpu_us - attempts * b.cpu_us) / attempts for m, b in zip(ms, base, strict=True)]
+            # the router's own CPU: against the same transport (cascade's pool) for cascade, else bare httpx
+            ref = results.get(("httpx-pool", conc), base) if name.startswith("cascade") else base
+            extra = [(m.cpu_us - attempts * b.cpu_us) / attempts for m, b in zip(ms, ref, strict=True)]
             srv = statistics.median(m.server_busy for m in ms)
             print(
                 f"{name:<11} {conc:>4} {_spread([m.rps for m in ms], '.0f'):>20} {_spread(rps_x, '.2f'):>18} "
                 f"{_spread([m.cpu_us for m in ms], '.0f'):>20} {_spread(cpu_x, '.2f'):>18} "
-                f"{_spread(extra, '.0f') if name != 'httpx' else '-':>22} {srv:>5.2f}"
+                f"{_spread(extra, '.0f') if name not in ('httpx', 'httpx-pool') else '-':>22} {srv:>5.2f}"
             )
             table.append({
                 "client": name, "concurrency": conc, "attempts_per_request": attempts,
                 "rps": [m.rps for m in ms], "cpu_us": [m.cpu_us for m in ms], "rps_x_httpx": rps_x,
                 "cpu_x_httpx": cpu_x, "extra_cpu_us_per_attempt": extra, "server_busy": [m.server_busy for m in ms],
             })
-    print("extra us/attempt: client CPU per request minus bare httpx's per HTTP call, divided by attempts.")
+    print(
+        "extra us/attempt: client CPU per request minus the baseline's per HTTP call, divided by attempts; "
+        "the baseline is httpx-pool (the same transport) for cascade rows, bare httpx for the others."
+    )
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "results": table}, indent=1))
     return 0

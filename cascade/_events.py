@@ -51,6 +51,10 @@ def add_timestamp(_logger: Any, _method: str, event: MutableMapping[str, Any]) -
     return event
 
 
+_encode = json.JSONEncoder(default=str, separators=(",", ":"), ensure_ascii=False).encode
+"""One encoder for all lines (``json.dumps`` with options builds a new one per call)."""
+
+
 class JsonlSink:
     """Append-only JSON Lines file: one complete object per line, flushed per event, owner-only (0600).
 
@@ -67,7 +71,7 @@ class JsonlSink:
         self._fsync = fsync
 
     def emit(self, event: Event) -> None:
-        line = json.dumps(event, default=str, separators=(",", ":"), ensure_ascii=False) + "\n"
+        line = _encode(event) + "\n"
         with self._lock:
             self._file.write(line)
             self._file.flush()

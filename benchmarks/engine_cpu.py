@@ -51,6 +51,8 @@ def configs(log_path: str) -> dict[str, tuple[Cascade, int]]:
     small_strict = Rung(name="small", provider=p, model="s", price_in=0.15, price_out=0.6, validators=JsonSchema(needs))
     return {
         "1 rung, no validators, no log": (Cascade([small]), 1),
+        "1 rung, JSONL log": (Cascade([small], log=log_path + ".1"), 1),
+        "2 rungs, JsonSchema, no log": (Cascade([small, big], validators=JsonSchema(SCHEMA)), 1),
         "2 rungs, JsonSchema, JSONL log": (Cascade([small, big], validators=JsonSchema(SCHEMA), log=log_path), 1),
         "2 rungs, escalating, JSONL log": (
             Cascade([small_strict, big], validators=JsonSchema(SCHEMA), log=log_path + ".esc"),

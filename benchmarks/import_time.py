@@ -33,8 +33,8 @@ def importtime(module: str) -> tuple[float, float, list[tuple[float, str]]]:
         self_us, cum_us, name = float(parts[0].split(":")[1]), float(parts[1]), parts[2]
         total += self_us / 1000
         rows.append((cum_us / 1000, name.rstrip()))
-        if name.strip() == module:
-            own = cum_us / 1000
+        if name.strip() == module:  # the outermost line (a package may re-import its own name inside)
+            own = max(own, cum_us / 1000)
     return own, total, rows
 
 

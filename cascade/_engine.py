@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from ._breaker import Breakers, CircuitBreaker
 from ._errors import BudgetExhausted, CascadeError, CascadeExhausted, ConfigError, ProviderError, RequestError
 from ._events import ContentPolicy, Event, EventLog, EventSink, LogContent, Processor, add_timestamp, make_sink
 from ._ladder import Ladder, RequestParams, Rung
@@ -47,7 +48,8 @@ class Cascade:
     :class:`CascadeExhausted` (carrying the result) when no rung accepts; ``"best_effort"`` returns the
     strongest rung's answer with ``accepted=False``. ``log`` is a JSONL path, an ``EventSink``, a
     structlog logger, or a list of these. Prompts and outputs reach the log only if ``log_content``
-    says so (``"hash"`` is an HMAC keyed by ``log_hash_key``).
+    says so (``"hash"`` is an HMAC keyed by ``log_hash_key``). ``breaker`` is the default
+    :class:`CircuitBreaker` of rungs that set none (see ``cascade._breaker``).
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class Cascade:
         processors: Sequence[Processor] | None = None,
         token_counter: TokenCounter = prompt_token_bound,
         sample_temperature: float = 0.7,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.ladder = ladder if isinstance(ladder, Ladder) else Ladder(list(ladder))
         self.validators = as_validator(validators)
@@ -81,6 +84,7 @@ class Cascade:
         self._rung_names = [r.name for r in self.ladder.rungs]
         self._rung_wire = {r.name: r.params.to_wire() for r in self.ladder.rungs}
         self._local = threading.local()
+        self.breakers = Breakers.for_rungs(self.ladder.rungs, breaker, self.events.emit)
 
     def __repr__(self) -> str:
         return f"Cascade(rungs={self._rung_names!r}, budget_usd={self.budget_usd!r}, log={self.sink!r})"
@@ -207,6 +211,12 @@ class Cascade:
 
     async def _try_rung(self, req: _Request, index: int, rung: Rung) -> bool:
         """Try one rung (with its re-asks); True when an answer is accepted."""
+        if not self.breakers.allow(rung.name):  # circuit open: skip without a call (cascade._breaker)
+            attempt = Attempt(index=len(req.result.attempts), rung=rung.name, model=rung.model)
+            req.result.attempts.append(attempt)
+            attempt.error = {"kind": "breaker", "reason": "rung_cooling_down", "status": None, "message": ""}
+            self._close_attempt(req, rung, attempt, time.perf_counter(), "skipped", ["rung_cooling_down"])
+            return False
         check = rung.validators if rung.validators is not None else self.validators
         messages = list(req.messages)
         wire = {**self._rung_wire[rung.name], **req.params}
@@ -324,6 +334,7 @@ class Cascade:
         try:
             completion = await call_with_retries(once, rung.retry, on_retry)
         except ProviderError as exc:
+            self.breakers.record(rung.name, exc)
             # A 200 we could not use was probably billed: charge its bound rather than nothing.
             charged = worst if exc.reason == "bad_response" else 0.0
             req.budget.settle(worst, charged)
@@ -332,6 +343,7 @@ class Cascade:
         except BaseException:
             req.budget.settle(worst, 0.0)
             raise
+        self.breakers.record(rung.name, None)
         tokens_in, tokens_out = completion.tokens_in, completion.tokens_out
         if tokens_in < 0 or tokens_out < 0:  # no usage reported: charge an upper bound
             tokens_in = bound_in
@@ -494,7 +506,7 @@ def _feedback(verdicts: Sequence[Verdict]) -> Message:
 
 
 def _stopped_by_budget(result: CascadeResult) -> bool:
-    return bool(result.attempts) and result.attempts[-1].outcome == "skipped"
+    return bool(result.attempts) and result.attempts[-1].reasons == ["budget_exhausted"]
 
 
 def _budget_message(req: _Request, rung: Rung, worst: float) -> str:

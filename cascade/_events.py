@@ -15,6 +15,11 @@ request: ``event="request"``, ``v``, ``ts``, ``request_id``, ``outcome`` (``acce
   ``tokens_in``, ``tokens_out``, ``cost_usd``, ``latency_ms``, ``reason`` (the last failure's reason or
   null), ``budget_usd`` (or null), ``top_rung`` (``{name, model, price_in, price_out}``), ``rungs``
   (names, cheapest first), ``metadata``; with content logging, ``prompt``/``output`` or their hashes.
+breaker: ``event="breaker"``, ``v``, ``ts``, ``rung``, ``from``, ``to`` (``closed`` | ``open`` |
+  ``half_open``), ``reason`` (the failure that opened it, ``cooldown_elapsed`` or ``probe_succeeded``),
+  ``failures``, ``cooldown_s``. While a rung's circuit is open its attempts are ``skipped`` with reason
+  ``rung_cooling_down`` (no call made).
+Readers must ignore event kinds they do not know.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import threading
 import time
 import uuid
@@ -19,6 +20,7 @@ from ._events import ContentPolicy, Event, EventLog, EventSink, LogContent, Proc
 from ._ladder import Ladder, RequestParams, Rung
 from ._ledger import Budget, TokenCounter, call_cost, prompt_token_bound
 from ._result import Attempt, CascadeResult
+from ._resume import Resume
 from ._retry import call_with_retries
 from ._types import Completion, CompletionRequest, Message
 from .validators._base import Candidate, Validator, Verdict, as_validator, run_validator
@@ -120,19 +122,31 @@ class Cascade:
         """Blocking ``run`` for code without an event loop (one private loop per thread, reused)."""
         return self._loop().run_until_complete(self.run(messages, **kwargs))
 
-    async def imap(self, inputs: Iterable[Any], *, concurrency: int = 16) -> AsyncIterator[tuple[int, CascadeResult]]:
+    async def imap(
+        self, inputs: Iterable[Any], *, concurrency: int = 16, resume_from: str | os.PathLike[str] | None = None
+    ) -> AsyncIterator[tuple[int, CascadeResult]]:
         """Yield ``(index, result)`` as requests finish, with at most ``concurrency`` in flight and
         memory bounded by that, not by the batch. Each item is a message list or a dict with
         ``messages`` and optionally ``metadata``, ``request_id`` and request params. A failing item
-        yields a result with ``outcome="exhausted"`` or ``"error"``; it never stops the batch."""
+        yields a result with ``outcome="exhausted"`` or ``"error"``; it never stops the batch.
+        ``resume_from`` (a JSONL log of an earlier run) skips items that already ended there
+        (see ``cascade._resume``)."""
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ConfigError(f"concurrency: expected an integer >= 1, got {concurrency!r}")
         items = enumerate(inputs)
         queue: asyncio.Queue[tuple[int, CascadeResult] | None] = asyncio.Queue(maxsize=concurrency * 2)
+        resume = None if resume_from is None else Resume.load(resume_from)
+        if resume is not None:
+            self.events.emit(resume.summary_event())
 
         async def worker() -> None:
             try:
                 for index, item in items:
+                    if resume is not None:
+                        item, done = resume.prepare(item)  # the item with its stable request id
+                        if done is not None:
+                            await queue.put((index, done))
+                            continue
                     await queue.put((index, await self._run_item(item)))
             finally:
                 await queue.put(None)
@@ -151,15 +165,19 @@ class Cascade:
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
 
-    async def map(self, inputs: Iterable[Any], *, concurrency: int = 16) -> list[CascadeResult]:
+    async def map(
+        self, inputs: Iterable[Any], *, concurrency: int = 16, resume_from: str | os.PathLike[str] | None = None
+    ) -> list[CascadeResult]:
         """Run a batch; results in input order, per-item failures isolated (see ``imap``)."""
         out: dict[int, CascadeResult] = {}
-        async for index, result in self.imap(inputs, concurrency=concurrency):
+        async for index, result in self.imap(inputs, concurrency=concurrency, resume_from=resume_from):
             out[index] = result
         return [out[i] for i in range(len(out))]
 
-    def map_sync(self, inputs: Iterable[Any], *, concurrency: int = 16) -> list[CascadeResult]:
-        return self._loop().run_until_complete(self.map(inputs, concurrency=concurrency))
+    def map_sync(
+        self, inputs: Iterable[Any], *, concurrency: int = 16, resume_from: str | os.PathLike[str] | None = None
+    ) -> list[CascadeResult]:
+        return self._loop().run_until_complete(self.map(inputs, concurrency=concurrency, resume_from=resume_from))
 
     async def aclose(self) -> None:
         """Close the providers' connections of the running loop and the log sink."""

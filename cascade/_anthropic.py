@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._errors import ProviderError
-from ._http import HttpProvider
+from ._http import HttpProvider, reported_usage
 from ._types import Completion, CompletionRequest
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -69,9 +69,7 @@ def parse_message(data: Mapping[str, Any]) -> Completion:
     usage = data.get("usage")
     tokens_in = tokens_out = -1
     if isinstance(usage, Mapping):
-        it, ot = usage.get("input_tokens"), usage.get("output_tokens")
-        if isinstance(it, int) and isinstance(ot, int) and it >= 0 and ot >= 0:
-            tokens_in, tokens_out = it, ot
+        tokens_in, tokens_out = reported_usage(usage.get("input_tokens"), usage.get("output_tokens"))
     stop = data.get("stop_reason")
     return Completion(
         text=text,

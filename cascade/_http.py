@@ -22,6 +22,20 @@ DEFAULT_TOTAL_TIMEOUT_S = 300.0
 """A deadline on a whole call: ``timeout_s`` bounds each read, so a server trickling bytes never trips it."""
 
 
+MAX_REPORTED_TOKENS = 10**12
+"""Token counts above this in a response's usage are not believed (treated as missing: the engine then
+charges its own bound) — they would overflow the cost arithmetic."""
+
+
+def reported_usage(tokens_in: object, tokens_out: object) -> tuple[int, int]:
+    """``(tokens_in, tokens_out)`` from a response's usage, or ``(-1, -1)`` when either is not a plausible
+    count (missing, not an int, negative, absurdly large)."""
+    for v in (tokens_in, tokens_out):
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_REPORTED_TOKENS:
+            return -1, -1
+    return tokens_in, tokens_out  # type: ignore[return-value]
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """``Retry-After`` as seconds: a number, or an HTTP date."""
     if not value:

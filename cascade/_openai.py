@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._errors import ProviderError
-from ._http import HttpProvider
+from ._http import HttpProvider, reported_usage
 from ._types import Completion, CompletionRequest, TokenLogprob
 
 
@@ -47,9 +47,7 @@ def parse_chat_completion(data: Mapping[str, Any], source: str = "openai") -> Co
     usage = data.get("usage")
     tokens_in = tokens_out = -1
     if isinstance(usage, Mapping):
-        pt, ct = usage.get("prompt_tokens"), usage.get("completion_tokens")
-        if isinstance(pt, int) and isinstance(ct, int) and pt >= 0 and ct >= 0:
-            tokens_in, tokens_out = pt, ct
+        tokens_in, tokens_out = reported_usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
     finish = choice.get("finish_reason")
     return Completion(
         text=content,
@@ -71,16 +69,25 @@ def _parse_logprobs(raw: Any) -> tuple[TokenLogprob, ...] | None:
     for item in content:
         if not isinstance(item, Mapping):
             continue
-        token, lp = item.get("token"), item.get("logprob")
-        if not isinstance(token, str) or not isinstance(lp, (int, float)):
+        token, lp = item.get("token"), _logprob(item.get("logprob"))
+        if not isinstance(token, str) or lp is None:
             continue
         top: list[tuple[str, float]] = []
-        for alt in item.get("top_logprobs") or ():
-            if (
-                isinstance(alt, Mapping)
-                and isinstance(alt.get("token"), str)
-                and isinstance(alt.get("logprob"), (int, float))
-            ):
-                top.append((alt["token"], float(alt["logprob"])))
-        out.append(TokenLogprob(token, float(lp), tuple(top)))
+        alts = item.get("top_logprobs")
+        for alt in alts if isinstance(alts, list) else ():
+            if isinstance(alt, Mapping) and isinstance(alt.get("token"), str):
+                alt_lp = _logprob(alt.get("logprob"))
+                if alt_lp is not None:
+                    top.append((alt["token"], alt_lp))
+        out.append(TokenLogprob(token, lp, tuple(top)))
     return tuple(out)
+
+
+def _logprob(value: Any) -> float | None:
+    """A logprob as a float, or None when it is not a number a float can hold."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None

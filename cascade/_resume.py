@@ -127,8 +127,8 @@ def _rebuild(request: Mapping[str, Any], attempts: list[dict[str, Any]]) -> Casc
                 rung=str(e.get("rung", "")),
                 model=str(e.get("model", "")),
                 outcome=e.get("outcome", "error"),
-                reasons=[str(r) for r in e.get("reasons") or []],
-                verdicts=[_verdict(v) for v in e.get("verdicts") or [] if isinstance(v, dict)],
+                reasons=[str(r) for r in _list(e.get("reasons"))],
+                verdicts=[_verdict(v) for v in _list(e.get("verdicts")) if isinstance(v, dict)],
                 tokens_in=_int(e.get("tokens_in")),
                 tokens_out=_int(e.get("tokens_out")),
                 cost_usd=_float(e.get("cost_usd")),
@@ -151,6 +151,10 @@ def _verdict(v: Mapping[str, Any]) -> Verdict:
         detail=str(v.get("detail", "")),
         validator=str(v.get("validator", "")),
     )
+
+
+def _list(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else []
 
 
 def _str(v: Any) -> str | None:

@@ -105,6 +105,24 @@ def test_html_error_page_is_a_server_error_with_the_page_start_in_the_message(
     assert "502 Bad Gateway" in attempts[0]["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        (Reply(status=401), "auth_failed"),
+        (Reply(status=403), "auth_failed"),
+        (Reply(status=404), "model_not_found"),
+        (Reply(status=400, error={"message": "maximum context length is 8192 tokens"}), "context_length_exceeded"),
+        (Reply(status=400, error={"message": "rejected", "code": "content_policy_violation"}), "content_policy"),
+    ],
+)
+def test_rung_fatal_statuses_escalate_without_retry(
+    server: TestServer, tmp_path: Path, reply: Reply, reason: str
+) -> None:
+    server.script("small-m", reply)
+    result, attempts, _ = run(server, tmp_path)
+    assert_escalated(result, attempts, reason, calls=1)
+
+
 def test_top_rung_down_exhausts_with_the_reason_or_raises(server: TestServer, tmp_path: Path) -> None:
     server.default(Reply(fault="unavailable"))
     result, attempts, request = run(server, tmp_path)
@@ -155,6 +173,8 @@ def test_connect_timeout_is_a_timeout_and_escalates(server: TestServer, tmp_path
     # A SYN to a full queue is dropped (connect timeout) on most kernels; some refuse instead.
     assert first.reasons in (["timeout"], ["connection_error"]) and first.outcome == "error"
     assert attempts[0]["reasons"] == first.reasons and result.answered_by == "large"
+    if first.reasons == ["timeout"]:
+        assert "ConnectTimeout" in attempts[0]["error"]["message"]
 
 
 def test_read_timeout_is_retried_then_escalated(server: TestServer, tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from ._resume import Resume
 from ._retry import call_with_retries
 from ._types import Completion, CompletionRequest, Message
 from .validators._base import Candidate, Validator, Verdict, as_validator, run_validator
+from .validators._feedback import reask_messages
 
 OnExhausted = Literal["raise", "best_effort"]
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
@@ -252,7 +253,7 @@ class Cascade:
                     model=rung.model,
                     params=wire,
                     sampler=lambda k, m=messages, a=attempt: self._samples(req, rung, m, wire, a, k),  # type: ignore[misc]
-                    asker=lambda msgs, p, a=attempt: self._call(req, rung, msgs, {**wire, **p}, a),  # type: ignore[misc]
+                    asker=lambda msgs, p, a=attempt: self._call(req, rung, msgs, _merge(wire, p), a),  # type: ignore[misc]
                 )
                 verdict = await _judge(completion, check, candidate)
             except BudgetExhausted as exc:
@@ -281,7 +282,7 @@ class Cascade:
             self._close_attempt(req, rung, attempt, started, "escalated" if last else "reask", reasons)
             if last:
                 return False
-            messages = [*messages, {"role": "assistant", "content": candidate.text}, _feedback(attempt.verdicts)]
+            messages = reask_messages(messages, candidate.text, attempt.verdicts)
         return False
 
     async def _call(
@@ -514,13 +515,10 @@ async def _judge(completion: Completion, check: Validator | None, candidate: Can
     return await run_validator(check, candidate)
 
 
-def _feedback(verdicts: Sequence[Verdict]) -> Message:
-    """The re-ask message: what was wrong with the previous answer, so the model can fix it."""
-    problems = "; ".join(f"{v.reason}: {v.detail}" if v.detail else v.reason for v in verdicts if not v.passed)
-    return {
-        "role": "user",
-        "content": f"Your previous answer was rejected ({problems}). Answer again, fixing these problems.",
-    }
+def _merge(wire: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Params for an extra call: overrides win; an override of None removes the rung's value."""
+    out = {**wire, **overrides}
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def _stopped_by_budget(result: CascadeResult) -> bool:

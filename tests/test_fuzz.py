@@ -20,6 +20,8 @@ from cascade._http import HttpProvider, decode_json_object, parse_retry_after
 from cascade._logread import read_log
 from cascade._openai import parse_chat_completion
 from cascade._resume import LogWarning, Resume
+from cascade.stats import BadLine as StatsBadLine
+from cascade.stats import read_events as stats_read_events
 
 KEYS = [
     "choices", "message", "content", "text", "usage", "prompt_tokens", "completion_tokens", "finish_reason",
@@ -171,3 +173,17 @@ def test_log_reader_and_resume_never_raise(tmp_path_factory: pytest.TempPathFact
     for result in resume.done.values():
         assert result.resumed and result.outcome in ("accepted", "exhausted", "error")
         json.dumps(result.to_dict(), default=str)
+
+
+@fuzz
+@given(log_bytes)
+@example(b"[" * 100_000 + b"]" * 100_000 + b"\n")
+@example(b'{"event":"request","request_id":"r","outcome":"accepted","ts":1e999}\n')
+def test_stats_reader_never_raises(tmp_path_factory: pytest.TempPathFactory, data: bytes) -> None:
+    path = Path(tmp_path_factory.mktemp("log")) / "x.jsonl"
+    path.write_bytes(data)
+    bad: list[StatsBadLine] = []
+    events = list(stats_read_events([str(path)], bad.append))
+    assert all(e["event"] in ("attempt", "request") for e in events)
+    nonblank = sum(1 for line in data.split(b"\n") if line.strip())
+    assert len(events) + len(bad) <= nonblank

@@ -105,6 +105,8 @@ def parse_line(raw: bytes) -> tuple[Event | None, str | None]:
         return None, f"not UTF-8 text ({exc.reason} at byte {exc.start})"
     try:
         obj = _DECODER.decode(text)
+    except RecursionError:
+        return None, "not valid JSON (nested too deeply)"
     except ValueError as exc:
         snippet = text.strip()[:60]
         return None, f"not valid JSON ({exc}); line starts {snippet!r}"

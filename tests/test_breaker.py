@@ -4,9 +4,14 @@ down, lets one probe through half-open, and says so in the log."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import threading
 from typing import Any
 
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from cascade import (
     Cascade,
@@ -221,3 +226,84 @@ def test_cascade_default_breaker_applies_to_every_rung(server: TestServer) -> No
     second = cascade.run_sync(MSG)  # the top rung is down too: exhausted at once, with the reason
     assert [a.reasons for a in second.attempts] == [["rung_cooling_down"], ["rung_cooling_down"]]
     assert second.outcome == "exhausted" and len(server.requests) == 2
+
+
+def test_one_breaker_shared_by_threads_opens_once(server: TestServer) -> None:
+    """``run_sync`` from several threads (one loop each) shares the Cascade's breaker state safely."""
+    server.default(Reply(fault="unavailable"), model="small-m")
+    sink = MemorySink()
+    cascade = Cascade(ladder(server, CircuitBreaker(failures=3, cooldown_s=600)), log=sink)
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            barrier.wait()
+            for _ in range(5):
+                assert cascade.run_sync(MSG).answered_by == "large"
+        except BaseException as exc:  # reported below: a thread's assert would otherwise vanish
+            errors.append(exc)
+        finally:
+            cascade.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert [(e["from"], e["to"]) for e in sink.of("breaker")] == [("closed", "open")]
+    skipped = sum(e["reasons"] == ["rung_cooling_down"] for e in sink.of("attempt"))
+    # Calls let through before the circuit opened (at most one per thread in flight) plus the 3 that opened it.
+    assert small_calls(server) <= 3 + 6 and skipped == 30 - small_calls(server)
+
+
+class BreakerMachine(RuleBasedStateMachine):
+    """Random sequences of calls, outcomes and clock moves keep the breaker's promises."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = Clock()
+        self.events: list[dict[str, Any]] = []
+        self.b = breakers(self.clock, self.events)
+        self.granted_while_not_closed: list[float] = []
+        self.consecutive = 0
+
+    @rule(dt=st.floats(min_value=0, max_value=8))
+    def tick(self, dt: float) -> None:
+        self.clock.now += dt
+
+    @rule()
+    def ask(self) -> None:
+        before = self.b.state("r")
+        if self.b.allow("r"):
+            if before != "closed":
+                self.granted_while_not_closed.append(self.clock.now)
+        else:
+            assert before != "closed"  # a closed circuit never refuses
+
+    @rule(ok=st.booleans(), reason=st.sampled_from(["server_error", "timeout", "context_length_exceeded"]))
+    def report(self, ok: bool, reason: str) -> None:
+        before = self.b.state("r")
+        self.b.record("r", None if ok else failure(reason))
+        after = self.b.state("r")
+        if ok or reason == "context_length_exceeded":
+            assert after == ("closed" if before != "open" else "open")
+        if after == "closed":
+            self.granted_while_not_closed.clear()
+
+    @invariant()
+    def at_most_one_probe_per_cooldown(self) -> None:
+        g = self.granted_while_not_closed
+        assert all(b - a >= 5 for a, b in itertools.pairwise(g))
+
+    @invariant()
+    def transitions_chain(self) -> None:
+        legal = {("closed", "open"), ("open", "half_open"), ("half_open", "closed"), ("half_open", "open")}
+        assert all((e["from"], e["to"]) in legal for e in self.events)
+        assert all(a["to"] == b["from"] for a, b in itertools.pairwise(self.events))
+        assert (self.events[-1]["to"] if self.events else "closed") == self.b.state("r")
+
+
+TestBreakerMachine = BreakerMachine.TestCase
+TestBreakerMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)

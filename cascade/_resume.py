@@ -77,8 +77,12 @@ class Resume:
     def prepare(self, item: Any) -> tuple[Any, CascadeResult | None]:
         """The item with its stable ``request_id`` set, and its earlier result if it already ended.
         Call in input order (repeats of an identical item are numbered by their order)."""
-        if isinstance(item, Mapping) and isinstance(item.get("request_id"), str):
-            rid = item["request_id"]
+        given = item.get("request_id") if isinstance(item, Mapping) else None
+        if given is not None and (not isinstance(given, str) or not given):
+            message = f"RequestError: request_id: expected a non-empty string, got {given!r:.80}"
+            return item, CascadeResult(request_id=uuid.uuid4().hex, outcome="error", error=message)
+        if isinstance(given, str):
+            rid = given
         else:
             try:
                 base = item_id(item)

@@ -334,3 +334,42 @@ def test_random_faults_every_request_ends_once_with_known_reasons(server: TestSe
         assert r.cost_usd == pytest.approx(sum(a.cost_usd for a in r.attempts))
     assert sum(r.accepted for r in results) >= 145  # two rungs with three tries each absorb 30% faults
     assert any(a.retries for r in results for a in r.attempts)
+
+
+# -- the same faults on the Anthropic Messages API ------------------------------------------------------
+def run_anthropic(server: TestServer, tmp_path: Path) -> Any:
+    p = Anthropic(server.url, api_key_env=None, timeout_s=5)
+    log = tmp_path / "anthropic.jsonl"
+    with Cascade(rungs(p, p), log=log, on_exhausted="best_effort") as cascade:
+        result = cascade.run_sync(MSG)
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    return result, [e for e in events if e["event"] == "attempt"]
+
+
+@pytest.mark.parametrize(
+    ("replies", "reasons", "retries"),
+    [
+        ([Reply(fault="rate_limit"), Reply()], [[]], 1),
+        ([Reply(fault="reset"), Reply()], [[]], 1),
+        ([Reply(fault="unavailable")] * 3, [["server_error"], []], 2),
+        ([Reply(status=529)] * 3, [["server_error"], []], 2),  # Anthropic's "overloaded"
+        ([Reply(fault="html")] * 3, [["server_error"], []], 2),
+        ([Reply(fault="invalid_json")], [["bad_response"], []], 0),
+        ([Reply(content="cut", finish_reason="length")], [["truncated"], []], 0),
+        ([Reply(status=401)], [["auth_failed"], []], 0),
+    ],
+)
+def test_anthropic_faults(
+    server: TestServer, tmp_path: Path, replies: list[Reply], reasons: list[list[str]], retries: int
+) -> None:
+    server.script("small-m", *replies)
+    result, attempts = run_anthropic(server, tmp_path)
+    assert [a.reasons for a in result.attempts] == reasons == [a["reasons"] for a in attempts]
+    assert result.attempts[0].retries == retries == attempts[0]["retries"]
+    assert result.accepted
+
+
+def test_anthropic_missing_usage_is_charged_a_bound(server: TestServer, tmp_path: Path) -> None:
+    server.script("small-m", Reply(content="fine", fault="no_usage"))
+    result, attempts = run_anthropic(server, tmp_path)
+    assert result.answered_by == "small" and attempts[0]["cost_usd"] > 0 and attempts[0]["tokens_in"] > 0

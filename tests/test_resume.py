@@ -182,3 +182,11 @@ def test_missing_log_is_a_first_run(server: TestServer, tmp_path: Path) -> None:
     with Cascade(ladder(server)) as cascade:
         results = cascade.map_sync(items(2), resume_from=tmp_path / "nothing-yet.jsonl")
     assert all(r.accepted and not r.resumed for r in results)
+
+
+def test_a_bad_request_id_is_an_error_result_not_a_lost_item(server: TestServer, tmp_path: Path) -> None:
+    batch: list[Any] = [{"messages": items(1)[0], "request_id": 42}, items(2)[1]]
+    with Cascade(ladder(server), log=tmp_path / "f.jsonl") as cascade:
+        bad, good = cascade.map_sync(batch, resume_from=tmp_path / "f.jsonl")
+    assert bad.outcome == "error" and "request_id: expected a non-empty string, got 42" in (bad.error or "")
+    assert good.accepted and len(server.requests) == 1

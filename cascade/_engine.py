@@ -30,6 +30,7 @@ OnExhausted = Literal["raise", "best_effort"]
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
 MAX_TOKENS_UNDER_BUDGET = 4096
 """``max_tokens`` sent under a budget when the rung sets none (the budget may afford less)."""
+_COOLING = "circuit open after repeated failures: rung skipped without a call until its cool-down ends"
 
 
 @dataclass(slots=True)
@@ -233,7 +234,7 @@ class Cascade:
         if not self.breakers.allow(rung.name):  # circuit open: skip without a call (cascade._breaker)
             attempt = Attempt(index=len(req.result.attempts), rung=rung.name, model=rung.model)
             req.result.attempts.append(attempt)
-            attempt.error = {"kind": "breaker", "reason": "rung_cooling_down", "status": None, "message": ""}
+            attempt.error = {"kind": "breaker", "reason": "rung_cooling_down", "status": None, "message": _COOLING}
             self._close_attempt(req, rung, attempt, time.perf_counter(), "skipped", ["rung_cooling_down"])
             return False
         check = rung.validators if rung.validators is not None else self.validators

@@ -2,12 +2,13 @@
 
 ``failures`` consecutive provider failures of a rung within ``window_s`` (errors that survived the
 retries, or rung-fatal ones; not validator rejections, not errors about the request itself such as
-``context_length_exceeded``) open its circuit. While open, requests skip the rung at once (an attempt
-with outcome ``skipped``, reason ``rung_cooling_down``, no HTTP call) and go up the ladder. After
-``cooldown_s`` the circuit is half-open: one request is let through as a probe; its success closes the
-circuit, its failure opens it for another cool-down. A probe that never reports (cancelled, skipped
-for budget) is replaced by another after ``cooldown_s``. Each transition is a ``breaker`` event in the
-log. State is per rung and per :class:`~cascade.Cascade`, shared by all its concurrent requests, and
+``context_length_exceeded``, which show the rung is up and count as successes) open its circuit.
+While open, requests skip the rung at once (an attempt with outcome ``skipped``, reason
+``rung_cooling_down``, no HTTP call) and go up the ladder. After ``cooldown_s`` the circuit is
+half-open: one request is let through as a probe; its success closes the circuit, its failure opens it
+for another cool-down. A probe that never reports (cancelled, skipped for budget) is replaced by
+another after ``cooldown_s``. Each transition is a ``breaker`` event in the log. State is per rung and
+per :class:`~cascade.Cascade`, shared by all its concurrent requests, and
 thread-safe (``run_sync`` from several threads).
 """
 
@@ -88,9 +89,11 @@ class RungBreaker:
         return True
 
     def record(self, error: ProviderError | None) -> None:
-        """The outcome of one call: None for an answer (whatever its checks said), else the error."""
+        """The outcome of one call: None for an answer (whatever its checks said), else the error. An
+        error about the request (``context_length_exceeded``, ``bad_request``...) shows the rung is up: it
+        counts as a success."""
         if error is not None and not self.policy.counts(error):
-            return
+            error = None
         if error is None and self.state == "closed" and not self._failures:
             return  # fast path: healthy rung
         with self._lock:

@@ -121,6 +121,11 @@ def test_request_level_failures_never_trip_it() -> None:
     b.record("r", ProviderError("rung_fatal", "content_policy", "no"))
     b.record("r", ProviderError("caller", "bad_request", "bad"))
     assert b.state("r") == "closed"
+    b.record("r", failure())
+    clock.now += 5
+    assert b.allow("r")  # the probe gets an answer about the request: the rung is up
+    b.record("r", ProviderError("rung_fatal", "context_length_exceeded", "too long"))
+    assert b.state("r") == "closed"
 
 
 @pytest.mark.parametrize(

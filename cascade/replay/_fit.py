@@ -1,0 +1,279 @@
+"""Fit a replay ladder on labelled records: which rungs to keep, calibration, one threshold.
+
+Method (Learn-Then-Test with fixed-sequence testing, Angelopoulos et al. 2021):
+* risk per query: ``agreement`` = the cascade's answer differs from the top rung's answer (labels
+  can come from the top rung alone); ``accuracy`` = the cascade's answer is wrong (needs gold);
+* each candidate ladder (a subset of the cheaper rungs plus the top, and for self-consistency the
+  number of samples per rung) is a family; Bonferroni splits ``delta`` over the families;
+* inside a family the thresholds are tested from strict to lax; ``H0: risk > epsilon`` is rejected
+  when the Clopper-Pearson upper bound at level ``1 - delta/families`` is ``<= epsilon``; testing
+  stops at the first threshold that is not rejected (fixed sequence, so no further correction);
+* among the rejected (certified) configurations the cheapest on the fitting data is returned.
+Then with probability at least ``1 - delta`` over the fitting sample, the returned ladder's risk on
+new queries from the same distribution is at most ``epsilon``. ``method="empirical"`` skips the
+bound (risk on the fitting data ``<= epsilon``): no guarantee, for comparison only.
+Needs numpy and scipy (the ``[eval]`` extra).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.stats import beta
+
+from .._errors import ConfigError
+from ._data import Dataset, Record
+from ._policy import KINDS, Policy, RungPolicy, feature, rung_outcome
+
+FArr = NDArray[np.float64]
+IArr = NDArray[np.int64]
+THRESHOLDS: FArr = np.round(np.linspace(0.999, 0.3, 100), 4)
+
+
+def clopper_pearson_upper(errors: int, n: int, delta: float) -> float:
+    """One-sided (1 - delta) Clopper-Pearson upper bound on a binomial rate from ``errors`` of ``n``."""
+    if n <= 0:
+        return 1.0
+    if errors >= n:
+        return 1.0
+    return float(beta.ppf(1 - delta, errors + 1, n - errors))
+
+
+def fit_logistic(x: FArr, y: FArr, ridge: float = 1e-3, iters: int = 50) -> tuple[float, float]:
+    """Platt scaling: ``P(y=1 | x) = sigmoid(a + b x)`` by Newton's method with a small ridge."""
+    if len(x) == 0:
+        return 0.0, 0.0
+    X = np.c_[np.ones(len(x)), x]
+    w = np.zeros(2)
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-np.clip(X @ w, -30, 30)))
+        g = X.T @ (p - y) + ridge * w
+        H = (X.T * (p * (1 - p))) @ X + ridge * np.eye(2)
+        step = np.linalg.solve(H, g)
+        w -= step
+        if float(np.max(np.abs(step))) < 1e-9:
+            break
+    return float(w[0]), float(w[1])
+
+
+@dataclass
+class Column:
+    """One rung's outcomes over the records: answer codes (-1 = none), correctness, cost, raw signal."""
+
+    code: IArr
+    correct: FArr
+    cost: FArr
+    raw: list[float | None]
+
+
+class Table:
+    """Per-record rung outcomes for a set of records, computed once with ``rung_outcome``."""
+
+    def __init__(self, dataset: Dataset, records: Sequence[Record], kind: str, order: str = "interleave") -> None:
+        self.dataset, self.records, self.kind, self.order = dataset, list(records), kind, order
+        self.prices = {m.model: (m.price_in, m.price_out) for m in dataset.models}
+        self._codes: dict[str, int] = {}
+        self._cols: dict[tuple[str, int], Column] = {}
+
+    def code(self, key: str | None) -> int:
+        return -1 if key is None else self._codes.setdefault(key, len(self._codes))
+
+    def column(self, model: str, k: int = 1, previous: Sequence[Column] = ()) -> Column:
+        cacheable = not (self.kind == "agreement" and previous)
+        if cacheable and (model, k) in self._cols:
+            return self._cols[(model, k)]
+        prev_keys = [[c.code[i] for c in previous] for i in range(len(self.records))]
+        outs = [
+            rung_outcome(self.kind, r, model, k=k, prices=self.prices[model], order=self.order,  # type: ignore[arg-type]
+                         previous=[str(p) for p in prev_keys[i]])
+            for i, r in enumerate(self.records)
+        ]
+        codes = np.array([self.code(o.key) for o in outs], dtype=np.int64)
+        raw = [o.raw for o in outs]
+        if self.kind == "agreement" and previous:  # compare codes (keys were replaced by codes above)
+            raw = [
+                float(np.mean([codes[i] >= 0 and codes[i] == c.code[i] for c in previous])) for i in range(len(outs))
+            ]
+        col = Column(codes, np.array([o.correct for o in outs], float), np.array([o.cost for o in outs]), raw)
+        if cacheable:
+            self._cols[(model, k)] = col
+        return col
+
+
+def _features(kind: str, raw: list[float | None]) -> tuple[FArr, NDArray[np.bool_]]:
+    xs = [feature(kind, r) for r in raw]
+    ok = np.array([x is not None for x in xs])
+    return np.array([x if x is not None else 0.0 for x in xs]), ok
+
+
+def _prob(rung: RungPolicy, x: FArr, ok: NDArray[np.bool_]) -> FArr:
+    z = np.clip(rung.a + rung.b * x, -30, 30)
+    return np.where(ok, 1 / (1 + np.exp(-z)), 0.0)
+
+
+@dataclass
+class Family:
+    """A candidate ladder with its calibrated rungs and its outcomes at every threshold."""
+
+    rungs: list[RungPolicy]
+    cols: list[Column]
+    probs: list[FArr]
+
+    def run(self, thresholds: FArr) -> tuple[IArr, FArr, FArr]:
+        """Answering rung index (n x T), cost (n x T) and the final column's correctness (n x T)."""
+        n, t = len(self.cols[0].code), len(thresholds)
+        who = np.full((n, t), len(self.cols) - 1, dtype=np.int64)
+        cost = np.zeros((n, t))
+        open_ = np.ones((n, t), bool)
+        for j, col in enumerate(self.cols):
+            cost += open_ * col.cost[:, None]
+            if j < len(self.cols) - 1:
+                acc = open_ & (self.probs[j][:, None] >= thresholds[None, :])
+                who[acc] = j
+                open_ &= ~acc
+        correct = np.zeros((n, t))
+        for j, col in enumerate(self.cols):
+            correct += (who == j) * col.correct[:, None]
+        return who, cost, correct
+
+    def codes(self, who: IArr) -> IArr:
+        out = np.zeros(who.shape, dtype=np.int64)
+        for j, col in enumerate(self.cols):
+            out += (who == j) * col.code[:, None]
+        return out
+
+
+def build_family(table: Table, models: Sequence[str], ks: Sequence[int], top: Column, target: str,
+                 calibrate_on: Table | None = None) -> Family:
+    """Calibrate each non-top rung on ``table`` (or ``calibrate_on``) against the target event."""
+    cols: list[Column] = []
+    rungs: list[RungPolicy] = []
+    probs: list[FArr] = []
+    for j, (m, k) in enumerate(zip(models, ks)):
+        col = table.column(m, k, cols if table.kind == "agreement" else ())
+        pin, pout = table.prices[m]
+        rung = RungPolicy(m, k, 0.0, 1.0, pin, pout)
+        if j < len(models) - 1:
+            x, ok = _features(table.kind, col.raw)
+            event = col.correct if target == "accuracy" else ((col.code >= 0) & (col.code == top.code)).astype(float)
+            rung.a, rung.b = fit_logistic(x[ok], event[ok])
+            if rung.b < 0:  # an inverted signal is no signal: never accept on it
+                rung.a, rung.b = -30.0, 0.0
+            probs.append(_prob(rung, x, ok))
+        cols.append(col)
+        rungs.append(rung)
+    return Family(rungs, cols, probs)
+
+
+def risk_matrix(fam: Family, who: IArr, correct: FArr, top: Column, target: str) -> FArr:
+    if target == "accuracy":
+        return 1 - correct
+    codes = fam.codes(who)
+    last = len(fam.cols) - 1
+    agree = (who == last) | ((codes >= 0) & (codes == top.code[:, None]))
+    return (~agree).astype(float)
+
+
+def fit_policy(
+    dataset: Dataset,
+    ladder: Sequence[str],
+    validator: str,
+    *,
+    split: str = "train",
+    records: Sequence[Record] | None = None,
+    target: str = "agreement",
+    epsilon: float = 0.05,
+    delta: float = 0.1,
+    method: str = "ltt",
+    max_rungs: int = 3,
+    ks: Sequence[int] = (3, 5, 10, 20, 40),
+    order: str = "interleave",
+) -> Policy:
+    """Pick rungs, calibration and threshold minimising cost with risk <= epsilon (see module doc)."""
+    if validator not in KINDS:
+        raise ConfigError(f"validator: expected one of {list(KINDS)}, got {validator!r}")
+    if target not in ("agreement", "accuracy"):
+        raise ConfigError(f"target: expected 'agreement' or 'accuracy', got {target!r}")
+    if method not in ("ltt", "empirical"):
+        raise ConfigError(f"method: expected 'ltt' or 'empirical', got {method!r}")
+    if not 0 < epsilon < 1 or not 0 < delta < 1:
+        raise ConfigError(f"epsilon and delta must be in (0, 1), got epsilon={epsilon!r}, delta={delta!r}")
+    for m in ladder:
+        dataset.model(m)
+    recs = list(records) if records is not None else dataset.split(split)
+    if not recs:
+        raise ConfigError(f"no records to fit on (split {split!r})")
+    table = Table(dataset, recs, validator, order)
+    top_name = ladder[-1]
+    top = table.column(top_name, 1)
+    n = len(recs)
+    families: list[tuple[list[str], list[int]]] = [([top_name], [1])]
+    for size in range(1, max(1, max_rungs)):
+        for sub in itertools.combinations(ladder[:-1], size):
+            options = [
+                [k for k in ks if 1 < k <= len(recs[0].responses[m].samples)] or [1]
+                if validator == "consistency" else [1]
+                for m in sub
+            ]
+            for kk in itertools.product(*options):
+                families.append(([*sub, top_name], [*kk, 1]))
+    level = delta / len(families)
+    best: tuple[float, float, Family, float, int, float] | None = None  # cost, -thr, fam, thr, risk, ucb
+    certified = 0
+    for models, kk in families:
+        fam = build_family(table, models, kk, top, target)
+        who, cost, correct = fam.run(THRESHOLDS)
+        risks = risk_matrix(fam, who, correct, top, target).sum(axis=0)
+        costs = cost.mean(axis=0)
+        for t, thr in enumerate(THRESHOLDS):
+            r = int(risks[t])
+            ucb = clopper_pearson_upper(r, n, level) if method == "ltt" else r / n
+            if ucb > epsilon:
+                if method == "ltt":
+                    break  # fixed sequence: stop at the first threshold not certified
+                continue
+            certified += 1
+            cand = (float(costs[t]), -float(thr), fam, float(thr), r, ucb)
+            if best is None or cand[:2] < best[:2]:
+                best = cand
+            if len(models) == 1:
+                break
+    if best is None:  # even the top rung alone is not certified (accuracy target too high)
+        fam = build_family(table, [top_name], [1], top, target)
+        who, cost, correct = fam.run(THRESHOLDS[:1])
+        r = int(risk_matrix(fam, who, correct, top, target).sum())
+        best = (float(cost.mean()), -1.0, fam, 1.0, r, clopper_pearson_upper(r, n, level))
+    cost_, _, fam, thr, r, ucb = best
+    who, cost, correct = fam.run(np.array([thr]))
+    info: dict[str, Any] = {
+        "split": split if records is None else "given", "n": n, "families": len(families),
+        "certified": certified, "risk": r / n, "risk_bound": ucb, "certified_ok": ucb <= epsilon,
+        "cost_per_query": cost_, "accuracy": float(correct.mean()),
+        "top_cost_per_query": float(top.cost.mean()), "top_accuracy": float(top.correct.mean()),
+    }
+    return Policy(dataset.name, validator, fam.rungs, thr, order, target, epsilon, delta, method, info)  # type: ignore[arg-type]
+
+
+def sweep(dataset: Dataset, policy: Policy, records: Sequence[Record],
+          thresholds: FArr = THRESHOLDS) -> list[tuple[float, float, float]]:
+    """(threshold, accuracy, cost per query) of the policy's ladder at every threshold, on ``records``."""
+    table = Table(dataset, records, policy.validator, policy.order)
+    top = table.column(policy.rungs[-1].model, 1)
+    fam = build_family(table, policy.models, [r.k for r in policy.rungs], top, policy.target)
+    _apply_calibration(fam, policy, table)
+    _, cost, correct = fam.run(thresholds)
+    return [(float(t), float(a), float(c)) for t, a, c in zip(thresholds, correct.mean(0), cost.mean(0))]
+
+
+def _apply_calibration(fam: Family, policy: Policy, table: Table) -> None:
+    """Replace the calibration fitted on ``table`` by the policy's (fitted on train)."""
+    fam.rungs = policy.rungs
+    fam.probs = []
+    for j, rung in enumerate(policy.rungs[:-1]):
+        x, ok = _features(table.kind, fam.cols[j].raw)
+        fam.probs.append(_prob(rung, x, ok))

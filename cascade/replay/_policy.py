@@ -1,0 +1,184 @@
+"""A fitted replay ladder ("policy") and the per-rung signal it thresholds.
+
+The same functions score a rung in the fast fitting path (``_fit``) and in the validators that run
+inside a real ``Cascade`` (``_validators``), so both paths take the same decisions by construction
+(``tests/test_replay_cascade.py`` checks it).
+
+Signals (``validator``):
+* ``confidence``: the recorded ``confidence`` of ``samples[0]`` (logit), calibrated on train;
+* ``consistency``: the share of the first ``k`` samples that vote for the majority answer;
+* ``agreement``: the share of the earlier rungs whose answer equals this rung's answer.
+A non-top rung accepts when ``sigmoid(a + b * feature) >= threshold``; the top rung always accepts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .._errors import ConfigError
+from ._data import Record, Sample
+from ._provider import Order, sample_cost, sample_order
+
+Kind = Literal["confidence", "consistency", "agreement"]
+KINDS: tuple[str, ...] = ("confidence", "consistency", "agreement")
+POLICY_FORMAT = "cascade-replay-policy"
+
+
+def answer_key(answer: Any) -> str | None:
+    """A hashable, order-independent key for a normalised answer (None stays None)."""
+    return None if answer is None else json.dumps(answer, sort_keys=True, default=str)
+
+
+@dataclass(frozen=True, slots=True)
+class RungOutcome:
+    """What one rung yields on one record: its answer, whether it is right, what it cost, its signal."""
+
+    key: str | None
+    answer: Any
+    correct: bool
+    cost: float
+    raw: float | None
+
+
+def vote(samples: Sequence[Sample]) -> tuple[Sample | None, float]:
+    """Majority vote over the samples' answers (ties: earliest); returns a sample carrying the
+    majority answer and the share of all samples that voted for it."""
+    keys = [answer_key(s.answer) for s in samples]
+    counts = Counter(k for k in keys if k is not None)
+    if not counts:
+        return None, 0.0
+    top = max(counts.values())
+    for s, k in zip(samples, keys):
+        if k is not None and counts[k] == top:
+            return s, top / len(samples)
+    return None, 0.0  # pragma: no cover - unreachable
+
+
+def rung_outcome(
+    kind: str,
+    record: Record,
+    model: str,
+    *,
+    k: int = 1,
+    previous: Sequence[str | None] = (),
+    prices: tuple[float, float] = (0.0, 0.0),
+    order: Order = "interleave",
+) -> RungOutcome:
+    """Score ``model`` on ``record`` as the validator would see it (``previous``: earlier rungs' keys)."""
+    entry = record.responses[model]
+    served = sample_order(entry, order)[: max(1, min(k, len(entry.samples)))]
+    samples = [entry.samples[i] for i in served]
+    cost = sample_cost(entry, served, *prices)
+    if kind == "consistency" and len(samples) > 1:
+        chosen, share = vote(samples)
+        s = chosen if chosen is not None else samples[0]
+        raw: float | None = share
+    else:
+        s = samples[0]
+        if kind == "confidence":
+            raw = s.confidence
+        elif kind == "agreement":
+            key = answer_key(s.answer)
+            raw = (sum(1 for p in previous if key is not None and p == key) / len(previous)) if previous else 0.0
+        else:  # consistency with one sample: nothing to agree with
+            raw = 0.0
+    return RungOutcome(answer_key(s.answer), s.answer, bool(s.correct), cost, raw)
+
+
+def feature(kind: str, raw: float | None) -> float | None:
+    """The calibrator's input: logit of a confidence, the raw share otherwise."""
+    if raw is None or (isinstance(raw, float) and math.isnan(raw)):
+        return None
+    if kind == "confidence":
+        p = min(max(raw, 1e-6), 1 - 1e-6)
+        return math.log(p / (1 - p))
+    return float(raw)
+
+
+@dataclass
+class RungPolicy:
+    """One rung of a fitted ladder: the model, its sample count and calibration ``sigmoid(a + b x)``."""
+
+    model: str
+    k: int = 1
+    a: float = 0.0
+    b: float = 1.0
+    price_in: float = 0.0
+    price_out: float = 0.0
+
+    def probability(self, kind: str, raw: float | None) -> float:
+        x = feature(kind, raw)
+        if x is None:
+            return 0.0
+        z = self.a + self.b * x
+        return 1 / (1 + math.exp(-z)) if z >= 0 else math.exp(z) / (1 + math.exp(z))
+
+
+@dataclass
+class Policy:
+    """A ladder fitted on labelled data: rungs cheapest first, one threshold on calibrated scores."""
+
+    dataset: str
+    validator: str
+    rungs: list[RungPolicy]
+    threshold: float
+    order: Order = "interleave"
+    target: str = "agreement"
+    epsilon: float = 0.05
+    delta: float = 0.1
+    method: str = "ltt"
+    fit: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.validator not in KINDS:
+            raise ConfigError(f"validator: expected one of {list(KINDS)}, got {self.validator!r}")
+        if not self.rungs:
+            raise ConfigError("rungs: a policy needs at least one rung, got []")
+
+    @property
+    def models(self) -> list[str]:
+        return [r.model for r in self.rungs]
+
+    def decide(self, record: Record) -> tuple[int, RungOutcome, float]:
+        """Walk the ladder on one record: (index of the answering rung, its outcome, total cost)."""
+        previous: list[str | None] = []
+        total = 0.0
+        for j, rung in enumerate(self.rungs):
+            out = rung_outcome(self.validator, record, rung.model, k=rung.k, previous=previous,
+                               prices=(rung.price_in, rung.price_out), order=self.order)
+            total += out.cost
+            if j == len(self.rungs) - 1 or rung.probability(self.validator, out.raw) >= self.threshold:
+                return j, out, total
+            previous.append(out.key)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": POLICY_FORMAT, "version": 1, **asdict(self)}
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Policy:
+        if data.get("format") != POLICY_FORMAT:
+            raise ConfigError(f"format: expected {POLICY_FORMAT!r}, got {data.get('format')!r}")
+        body = {k: v for k, v in data.items() if k not in ("format", "version")}
+        try:
+            body["rungs"] = [RungPolicy(**r) for r in body.get("rungs", [])]
+            return cls(**body)
+        except TypeError as exc:
+            raise ConfigError(f"policy: {exc}") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> Policy:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"policy file {str(path)!r}: {exc}") from None
+        return cls.from_json(data)

@@ -111,7 +111,9 @@ def _features(kind: str, raw: list[float | None]) -> tuple[FArr, NDArray[np.bool
     return np.array([x if x is not None else 0.0 for x in xs]), ok
 
 
-def _prob(rung: RungPolicy, x: FArr, ok: NDArray[np.bool_]) -> FArr:
+def _prob(rung: RungPolicy, x: FArr, ok: NDArray[np.bool_], raw: list[float | None] | None = None) -> FArr:
+    if rung.identity and raw is not None:
+        return np.array([0.0 if r is None else float(r) for r in raw])
     z = np.clip(rung.a + rung.b * x, -30, 30)
     return np.where(ok, 1 / (1 + np.exp(-z)), 0.0)
 
@@ -276,4 +278,4 @@ def _apply_calibration(fam: Family, policy: Policy, table: Table) -> None:
     fam.probs = []
     for j, rung in enumerate(policy.rungs[:-1]):
         x, ok = _features(table.kind, fam.cols[j].raw)
-        fam.probs.append(_prob(rung, x, ok))
+        fam.probs.append(_prob(rung, x, ok, fam.cols[j].raw))

@@ -7,7 +7,8 @@ inside a real ``Cascade`` (``_validators``), so both paths take the same decisio
 Signals (``validator``):
 * ``confidence``: the recorded ``confidence`` of ``samples[0]`` (logit), calibrated on train;
 * ``consistency``: the share of the first ``k`` samples that vote for the majority answer;
-* ``agreement``: the share of the earlier rungs whose answer equals this rung's answer.
+* ``agreement``: the share of the earlier rungs whose answer equals this rung's answer;
+* ``schema``: 1 if the output parsed (recorded ``answer`` is not null), else 0.
 A non-top rung accepts when ``sigmoid(a + b * feature) >= threshold``; the top rung always accepts.
 """
 
@@ -25,8 +26,8 @@ from .._errors import ConfigError
 from ._data import Record, Sample
 from ._provider import Order, sample_cost, sample_order
 
-Kind = Literal["confidence", "consistency", "agreement"]
-KINDS: tuple[str, ...] = ("confidence", "consistency", "agreement")
+Kind = Literal["confidence", "consistency", "agreement", "schema"]
+KINDS: tuple[str, ...] = ("confidence", "consistency", "agreement", "schema")
 POLICY_FORMAT = "cascade-replay-policy"
 
 
@@ -86,6 +87,8 @@ def rung_outcome(
         elif kind == "agreement":
             key = answer_key(s.answer)
             raw = (sum(1 for p in previous if key is not None and p == key) / len(previous)) if previous else 0.0
+        elif kind == "schema":
+            raw = 1.0 if s.answer is not None else 0.0
         else:  # consistency with one sample: nothing to agree with
             raw = 0.0
     return RungOutcome(answer_key(s.answer), s.answer, bool(s.correct), cost, raw)
@@ -111,8 +114,11 @@ class RungPolicy:
     b: float = 1.0
     price_in: float = 0.0
     price_out: float = 0.0
+    identity: bool = False  # uncalibrated: the raw signal is the score (``--thresholds``)
 
     def probability(self, kind: str, raw: float | None) -> float:
+        if self.identity:
+            return 0.0 if raw is None else float(raw)
         x = feature(kind, raw)
         if x is None:
             return 0.0

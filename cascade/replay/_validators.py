@@ -36,6 +36,8 @@ class ReplaySignal(BaseValidator):
             chosen = voted if voted is not None else served.sample
         elif kind == "confidence":
             raw = candidate.completion.confidence
+        elif kind == "schema":
+            raw = 1.0 if chosen.answer is not None else 0.0
         elif kind == "agreement":
             history = self.provider.history(served.record.id)
             previous = [answer_key(history[m].sample.answer) for m in self.policy.models[: self.index]]

@@ -37,7 +37,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", help="dataset name in the data folder (mmlu) or a .jsonl(.gz) file in format v1")
     p.add_argument("--ladder", required=True, help="models cheapest first, comma-separated, names as in the data")
     p.add_argument("--validator", required=True, choices=["confidence", "consistency", "schema", "agreement"])
-    p.add_argument("--data-dir", default=None, help="folder with catalog.json (default: $CASCADE_DATA_DIR or ../shared/data)")
+    p.add_argument("--data-dir", default=None,
+                   help="folder with catalog.json (default: $CASCADE_DATA_DIR or ../shared/data)")
     p.add_argument("--target", default="agreement", choices=["agreement", "accuracy"],
                    help="risk controlled by the fit: disagreement with the top rung, or error")
     p.add_argument("--epsilon", type=float, default=0.05, help="allowed risk (default 0.05)")

@@ -89,7 +89,7 @@ class Table:
             return self._cols[(model, k)]
         prev_keys = [[c.code[i] for c in previous] for i in range(len(self.records))]
         outs = [
-            rung_outcome(self.kind, r, model, k=k, prices=self.prices[model], order=self.order,  # type: ignore[arg-type]
+            rung_outcome(self.kind, r, model, k=k, prices=self.prices[model], order=self.order,
                          previous=[str(p) for p in prev_keys[i]])
             for i, r in enumerate(self.records)
         ]
@@ -156,7 +156,7 @@ def build_family(table: Table, models: Sequence[str], ks: Sequence[int], top: Co
     cols: list[Column] = []
     rungs: list[RungPolicy] = []
     probs: list[FArr] = []
-    for j, (m, k) in enumerate(zip(models, ks)):
+    for j, (m, k) in enumerate(zip(models, ks, strict=False)):
         col = table.column(m, k, cols if table.kind == "agreement" else ())
         pin, pout = table.prices[m]
         rung = RungPolicy(m, k, 0.0, 1.0, pin, pout)
@@ -178,7 +178,8 @@ def risk_matrix(fam: Family, who: IArr, correct: FArr, top: Column, target: str)
     codes = fam.codes(who)
     last = len(fam.cols) - 1
     agree = (who == last) | ((codes >= 0) & (codes == top.code[:, None]))
-    return (~agree).astype(float)
+    out: FArr = (~agree).astype(float)
+    return out
 
 
 def fit_policy(
@@ -215,6 +216,7 @@ def fit_policy(
     top = table.column(top_name, 1)
     n = len(recs)
     families: list[tuple[list[str], list[int]]] = [([top_name], [1])]
+    kk: tuple[int, ...]
     for size in range(1, max(1, max_rungs)):
         for sub in itertools.combinations(ladder[:-1], size):
             options = [
@@ -227,8 +229,8 @@ def fit_policy(
     level = delta / len(families)
     best: tuple[float, float, Family, float, int, float] | None = None  # cost, -thr, fam, thr, risk, ucb
     certified = 0
-    for models, kk in families:
-        fam = build_family(table, models, kk, top, target)
+    for models, ks_ in families:
+        fam = build_family(table, models, ks_, top, target)
         who, cost, correct = fam.run(THRESHOLDS)
         risks = risk_matrix(fam, who, correct, top, target).sum(axis=0)
         costs = cost.mean(axis=0)
@@ -258,7 +260,7 @@ def fit_policy(
         "cost_per_query": cost_, "accuracy": float(correct.mean()),
         "top_cost_per_query": float(top.cost.mean()), "top_accuracy": float(top.correct.mean()),
     }
-    return Policy(dataset.name, validator, fam.rungs, thr, order, target, epsilon, delta, method, info)  # type: ignore[arg-type]
+    return Policy(dataset.name, validator, fam.rungs, thr, order, target, epsilon, delta, method, info)
 
 
 def sweep(dataset: Dataset, policy: Policy, records: Sequence[Record],
@@ -269,7 +271,7 @@ def sweep(dataset: Dataset, policy: Policy, records: Sequence[Record],
     fam = build_family(table, policy.models, [r.k for r in policy.rungs], top, policy.target)
     _apply_calibration(fam, policy, table)
     _, cost, correct = fam.run(thresholds)
-    return [(float(t), float(a), float(c)) for t, a, c in zip(thresholds, correct.mean(0), cost.mean(0))]
+    return [(float(t), float(a), float(c)) for t, a, c in zip(thresholds, correct.mean(0), cost.mean(0), strict=False)]
 
 
 def _apply_calibration(fam: Family, policy: Policy, table: Table) -> None:

@@ -6,6 +6,7 @@ frontier of the points (mixing two configurations at random reaches any point on
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -89,7 +90,7 @@ def hull_value(hull: Sequence[Point], cost: float) -> float:
     """Accuracy of the hull at ``cost`` (linear between vertices, flat beyond the last, 0 before the first)."""
     if not hull or cost < hull[0][0]:
         return 0.0
-    for (x1, y1), (x2, y2) in zip(hull, hull[1:]):
+    for (x1, y1), (x2, y2) in itertools.pairwise(hull):
         if x1 <= cost <= x2:
             return y1 if x2 == x1 else y1 + (y2 - y1) * (cost - x1) / (x2 - x1)
     return hull[-1][1]
@@ -102,7 +103,7 @@ def hull_auc(points: Sequence[Point], lo: float, hi: float) -> float:
     hull = upper_hull(points)
     xs = sorted({lo, hi, *(x for x, _ in hull if lo < x < hi)})
     area = 0.0
-    for a, b in zip(xs, xs[1:]):
+    for a, b in itertools.pairwise(xs):
         ya, yb = hull_value(hull, a), hull_value(hull, b)
         if hull and a < hull[0][0] < b:  # the curve starts inside this interval
             ya, a = hull[0][1], hull[0][0]

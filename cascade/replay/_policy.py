@@ -55,7 +55,7 @@ def vote(samples: Sequence[Sample]) -> tuple[Sample | None, float]:
     if not counts:
         return None, 0.0
     top = max(counts.values())
-    for s, k in zip(samples, keys):
+    for s, k in zip(samples, keys, strict=False):
         if k is not None and counts[k] == top:
             return s, top / len(samples)
     return None, 0.0  # pragma: no cover - unreachable

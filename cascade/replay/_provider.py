@@ -57,7 +57,10 @@ def sample_cost(entry: ModelEntry, served: list[int], price_in: float, price_out
     if len(entry.samples) == 1:
         return entry.cost_usd
     per = entry.tokens_out / len(entry.samples)
-    out = sum(entry.samples[i].tokens_out if entry.samples[i].tokens_out is not None else per for i in served)
+    out = 0.0
+    for i in served:
+        t = entry.samples[i].tokens_out
+        out += t if t is not None else per
     return (entry.tokens_in * price_in + out * price_out) / 1_000_000
 
 
@@ -122,7 +125,9 @@ class ReplayProvider:
             tokens_out = entry.tokens_out
         else:
             cost = ((entry.tokens_in * pin if first else 0.0) + tokens_out * pout) / 1_000_000
-        logprobs = (TokenLogprob(token=sample.text or "", logprob=sample.logprob),) if sample.logprob is not None else None
+        logprobs = None
+        if sample.logprob is not None:
+            logprobs = (TokenLogprob(token=sample.text or "", logprob=sample.logprob),)
         completion = Completion(
             text=sample.text or "",
             tokens_in=entry.tokens_in if first else 0,

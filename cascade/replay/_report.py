@@ -32,7 +32,7 @@ def evaluate(dataset: Dataset, policy: Policy, split: str = "test") -> dict[str,
     outs = run_policy_sync(dataset, policy, records)
     sim = [policy.decide(r) for r in records]
     same = all(o.rung == s[0] and o.correct == s[1].correct and abs(o.cost_usd - s[2]) < 1e-12
-               for o, s in zip(outs, sim))
+               for o, s in zip(outs, sim, strict=False))
     acc = accuracy([o.correct for o in outs])
     cpq = cost_per_query([o.cost_usd for o in outs])
     n = len(outs)

@@ -47,7 +47,7 @@ async def run_policy(dataset: Dataset, policy: Policy, records: Sequence[Record]
     finally:
         await cascade.aclose()
     out = []
-    for rec, res in zip(records, results):
+    for rec, res in zip(records, results, strict=False):
         if res.outcome == "error" or res.answered_by is None:
             raise RuntimeError(f"record {rec.id!r}: the cascade failed: {res.error or res.outcome}")
         parsed = res.parsed if isinstance(res.parsed, dict) else {}

@@ -34,7 +34,7 @@ def main() -> int:
     catalog = load_catalog(data_dir)["datasets"]
     names = args.datasets or list(catalog)
     head = ("dataset", "ladder (fitted on train)", "accuracy", "$/query", "best single (test)", "gap (pts)",
-            "cost ratio", "goal", "APGR", "hull AUC", "oracle", "s")
+            "cost ratio", "goal", "APGR", "hull AUC", "oracle", "risk fit/bound/test", "s")
     print(f"data: {data_dir}; target agreement with the top rung, epsilon={args.epsilon}, delta={args.delta}\n")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
@@ -52,6 +52,7 @@ def main() -> int:
         o = rep["oracle"]
         print("| " + " | ".join([*summary_row(rep), apgr, f"{rep['hull_auc']:.4f}",
                                  f"{o['accuracy']:.3f} @ {o['cost_per_query']:.3g}",
+                                 f"{pol.fit['risk']:.3f}/{pol.fit['risk_bound']:.3f}/{rep['risk_on_split']:.3f}",
                                  f"{time.perf_counter() - t0:.0f}"]) + " |", flush=True)
         assert rep["engine_equals_simulation"], f"{name}: the Cascade run and the simulation disagree"
     if args.json:

@@ -18,7 +18,7 @@ from ._metrics import (
     oracle,
     single_models,
 )
-from ._policy import Policy
+from ._policy import Policy, answer_key
 from ._run import run_policy_sync
 
 MATCH_TOLERANCE = 0.005
@@ -33,6 +33,11 @@ def evaluate(dataset: Dataset, policy: Policy, split: str = "test") -> dict[str,
     sim = [policy.decide(r) for r in records]
     same = all(o.rung == s[0] and o.correct == s[1].correct and abs(o.cost_usd - s[2]) < 1e-12
                for o, s in zip(outs, sim, strict=False))
+    top = policy.rungs[-1].model
+    risk = sum(
+        1 for r, (j, o, _) in zip(records, sim)
+        if j < len(policy.rungs) - 1 and (o.key is None or o.key != answer_key(r.responses[top].samples[0].answer))
+    ) / len(records)
     acc = accuracy([o.correct for o in outs])
     cpq = cost_per_query([o.cost_usd for o in outs])
     n = len(outs)
@@ -67,6 +72,8 @@ def evaluate(dataset: Dataset, policy: Policy, split: str = "test") -> dict[str,
         "hull_auc": hull_auc(points, min(s.cost_per_query for s in singles), max(s.cost_per_query for s in singles)),
         "sweep": [{"cost_per_query": c, "accuracy": a} for c, a in points],
         "engine_equals_simulation": same,
+        "risk_on_split": risk if policy.target == "agreement" else 1 - acc,
+        "risk_bound_from_fit": policy.fit.get("risk_bound"),
         "policy": policy.to_json(),
     }
     return report

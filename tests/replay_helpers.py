@@ -14,7 +14,8 @@ PRICES = {"cheap": (1.0, 1.0), "mid": (5.0, 5.0), "top": (20.0, 20.0), "voter": 
 
 
 def entry(answers: list[Any], gold: Any, conf: list[float | None] | None = None, tokens_in: int = 100,
-          tokens_out: int = 10, price: tuple[float, float] = (1.0, 1.0), variants: list[str] | None = None) -> dict[str, Any]:
+          tokens_out: int = 10, price: tuple[float, float] = (1.0, 1.0),
+          variants: list[str] | None = None) -> dict[str, Any]:
     n = len(answers)
     samples = []
     for i, a in enumerate(answers):

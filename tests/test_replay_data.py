@@ -39,7 +39,7 @@ def test_bad_json_and_duplicate_id(tmp_path):
 def test_models_must_match_across_records(tmp_path):
     recs = tiny()
     del recs[1]["responses"]["mid"]
-    with pytest.raises(ConfigError, match="'q1'.*responses"):
+    with pytest.raises(ConfigError, match=r"'q1'.*responses"):
         load_dataset(write(tmp_path / "gap.jsonl.gz", recs))
 
 

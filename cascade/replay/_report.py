@@ -35,7 +35,7 @@ def evaluate(dataset: Dataset, policy: Policy, split: str = "test") -> dict[str,
                for o, s in zip(outs, sim, strict=False))
     top = policy.rungs[-1].model
     risk = sum(
-        1 for r, (j, o, _) in zip(records, sim)
+        1 for r, (j, o, _) in zip(records, sim, strict=True)
         if j < len(policy.rungs) - 1 and (o.key is None or o.key != answer_key(r.responses[top].samples[0].answer))
     ) / len(records)
     acc = accuracy([o.correct for o in outs])

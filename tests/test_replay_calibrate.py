@@ -20,6 +20,8 @@ def test_fit_logistic_recovers_slope_sign():
     x = rng.normal(size=2000)
     y = (rng.random(2000) < 1 / (1 + np.exp(-(0.5 + 2 * x)))).astype(float)
     a, b = fit_logistic(x, y)
+    w = fit_logistic(np.c_[x, rng.normal(size=2000)], y)
+    assert len(w) == 3 and abs(w[2]) < 0.3  # an irrelevant feature gets a small weight
     assert a == pytest.approx(0.5, abs=0.25) and b == pytest.approx(2.0, abs=0.4)
 
 
@@ -29,7 +31,9 @@ def true_risk(pol) -> float:
     if pol.models == ["top"]:
         return 0.0
     grid = np.linspace(0, 1, 20001)
-    accepted = np.array([pol.rungs[0].probability("confidence", float(c)) >= pol.threshold for c in grid])
+    w0, w1 = pol.rungs[0].w
+    logit = np.log(np.clip(grid, 1e-6, 1 - 1e-6) / (1 - np.clip(grid, 1e-6, 1 - 1e-6)))
+    accepted = 1 / (1 + np.exp(-(w0 + w1 * logit))) >= pol.threshold
     return float(np.mean(np.where(accepted, 0.7 - 0.65 * grid, 0.0)))
 
 

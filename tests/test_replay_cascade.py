@@ -7,7 +7,7 @@ from tests.replay_helpers import PRICES, dataset, tiny, write
 
 
 def _policy(thr: float) -> Policy:
-    rungs = [RungPolicy(m, 1, 0.0, 1.0, *PRICES[m], identity=True) for m in ("cheap", "mid", "top")]
+    rungs = [RungPolicy(m, 1, [0.0, 1.0], *PRICES[m], identity=True) for m in ("cheap", "mid", "top")]
     return Policy("tiny", "confidence", rungs, thr, method="fixed")
 
 

@@ -17,13 +17,14 @@ from cascade.validators import check
 policy = json.load(open("{path}"))
 
 def calibrated_confidence(rung):
-    a, b = rung["a"], rung["b"]
+    # w[0] + w[1] * logit(confidence) (+ w[2:] . agreement with earlier rungs, if the fit used them)
+    w = rung["w"]
     def ok(candidate):
         c = candidate.completion.confidence  # or exp(logprob) of the answer token
         if c is None:
             return False
         c = min(max(c, 1e-6), 1 - 1e-6)
-        return 1 / (1 + math.exp(-(a + b * math.log(c / (1 - c))))) >= policy["threshold"]
+        return 1 / (1 + math.exp(-(w[0] + w[1] * math.log(c / (1 - c))))) >= policy["threshold"]
     return check(ok, name="calibrated_confidence")
 
 rungs = [Rung(name=r["model"], provider=PROVIDER, model=r["model"], price_in=r["price_in"],
@@ -98,7 +99,7 @@ def _eval(args: argparse.Namespace) -> int:
             policy = _fit(args, ds, ladder, args.fit)
         else:
             thr = args.thresholds if args.thresholds is not None else 0.5
-            rungs = [RungPolicy(m, 1, 0.0, 1.0, ds.model(m).price_in, ds.model(m).price_out, identity=True)
+            rungs = [RungPolicy(m, 1, [0.0, 1.0], ds.model(m).price_in, ds.model(m).price_out, identity=True)
                      for m in ladder]
             policy = Policy(ds.name, args.validator, rungs, thr, method="fixed")
         report = evaluate(ds, policy, args.split)

@@ -28,7 +28,7 @@ from scipy.stats import beta
 
 from .._errors import ConfigError
 from ._data import Dataset, Record
-from ._policy import KINDS, Policy, RungPolicy, feature, rung_outcome
+from ._policy import KINDS, Policy, RungPolicy, rung_outcome
 
 FArr = NDArray[np.float64]
 IArr = NDArray[np.int64]
@@ -44,31 +44,37 @@ def clopper_pearson_upper(errors: int, n: int, delta: float) -> float:
     return float(beta.ppf(1 - delta, errors + 1, n - errors))
 
 
-def fit_logistic(x: FArr, y: FArr, ridge: float = 1e-3, iters: int = 50) -> tuple[float, float]:
-    """Platt scaling: ``P(y=1 | x) = sigmoid(a + b x)`` by Newton's method with a small ridge."""
-    if len(x) == 0:
-        return 0.0, 0.0
-    X = np.c_[np.ones(len(x)), x]
-    w = np.zeros(2)
+def fit_logistic(x: FArr, y: FArr, ridge: float = 1e-3, iters: int = 50) -> list[float]:
+    """Platt scaling / logistic regression: ``P(y=1 | x) = sigmoid(w0 + w . x)`` by Newton's method
+    with a small ridge. ``x`` is (n,) or (n, d); returns ``[w0, w1, ...]``."""
+    x2 = x.reshape(len(x), -1)
+    if len(x2) == 0:
+        return [0.0] * (x2.shape[1] + 1)
+    X = np.c_[np.ones(len(x2)), x2]
+    w = np.zeros(X.shape[1])
     for _ in range(iters):
         p = 1 / (1 + np.exp(-np.clip(X @ w, -30, 30)))
         g = X.T @ (p - y) + ridge * w
-        H = (X.T * (p * (1 - p))) @ X + ridge * np.eye(2)
+        H = (X.T * (p * (1 - p))) @ X + ridge * np.eye(X.shape[1])
         step = np.linalg.solve(H, g)
         w -= step
         if float(np.max(np.abs(step))) < 1e-9:
             break
-    return float(w[0]), float(w[1])
+    return [float(v) for v in w]
 
 
 @dataclass
 class Column:
-    """One rung's outcomes over the records: answer codes (-1 = none), correctness, cost, raw signal."""
+    """One rung's outcomes over the records: answer keys and codes (-1 = none), correctness, cost,
+    raw signal and calibrator features (``ok`` False where there is no signal)."""
 
+    keys: list[str | None]
     code: IArr
     correct: FArr
     cost: FArr
     raw: list[float | None]
+    feats: FArr
+    ok: NDArray[np.bool_]
 
 
 class Table:
@@ -78,44 +84,41 @@ class Table:
         self.dataset, self.records, self.kind, self.order = dataset, list(records), kind, order
         self.prices = {m.model: (m.price_in, m.price_out) for m in dataset.models}
         self._codes: dict[str, int] = {}
-        self._cols: dict[tuple[str, int], Column] = {}
+        self._cols: dict[tuple[str, int, tuple[str, ...]], Column] = {}
 
     def code(self, key: str | None) -> int:
         return -1 if key is None else self._codes.setdefault(key, len(self._codes))
 
-    def column(self, model: str, k: int = 1, previous: Sequence[Column] = ()) -> Column:
-        cacheable = not (self.kind == "agreement" and previous)
-        if cacheable and (model, k) in self._cols:
-            return self._cols[(model, k)]
-        prev_keys = [[c.code[i] for c in previous] for i in range(len(self.records))]
+    def column(self, model: str, k: int = 1, previous: Sequence[tuple[str, Column]] = ()) -> Column:
+        """``previous``: the earlier rungs (name, column), used by signals that compare answers."""
+        uses_prev = self.kind in ("confidence", "agreement")
+        names = tuple(n for n, _ in previous) if uses_prev else ()
+        cached = self._cols.get((model, k, names))
+        if cached is not None:
+            return cached
         outs = [
             rung_outcome(self.kind, r, model, k=k, prices=self.prices[model], order=self.order,
-                         previous=[str(p) for p in prev_keys[i]])
+                         previous=[c.keys[i] for _, c in previous] if uses_prev else ())
             for i, r in enumerate(self.records)
         ]
-        codes = np.array([self.code(o.key) for o in outs], dtype=np.int64)
-        raw = [o.raw for o in outs]
-        if self.kind == "agreement" and previous:  # compare codes (keys were replaced by codes above)
-            raw = [
-                float(np.mean([codes[i] >= 0 and codes[i] == c.code[i] for c in previous])) for i in range(len(outs))
-            ]
-        col = Column(codes, np.array([o.correct for o in outs], float), np.array([o.cost for o in outs]), raw)
-        if cacheable:
-            self._cols[(model, k)] = col
+        width = max((len(o.feats) for o in outs if o.feats is not None), default=1)
+        feats = np.array([o.feats if o.feats is not None else (0.0,) * width for o in outs], float).reshape(
+            len(outs), width)
+        col = Column(
+            [o.key for o in outs], np.array([self.code(o.key) for o in outs], dtype=np.int64),
+            np.array([o.correct for o in outs], float), np.array([o.cost for o in outs]), [o.raw for o in outs],
+            feats, np.array([o.feats is not None for o in outs]),
+        )
+        self._cols[(model, k, names)] = col
         return col
 
 
-def _features(kind: str, raw: list[float | None]) -> tuple[FArr, NDArray[np.bool_]]:
-    xs = [feature(kind, r) for r in raw]
-    ok = np.array([x is not None for x in xs])
-    return np.array([x if x is not None else 0.0 for x in xs]), ok
-
-
-def _prob(rung: RungPolicy, x: FArr, ok: NDArray[np.bool_], raw: list[float | None] | None = None) -> FArr:
-    if rung.identity and raw is not None:
-        return np.array([0.0 if r is None else float(r) for r in raw])
-    z = np.clip(rung.a + rung.b * x, -30, 30)
-    return np.where(ok, 1 / (1 + np.exp(-z)), 0.0)
+def _prob(rung: RungPolicy, col: Column) -> FArr:
+    if rung.identity:
+        return np.array([0.0 if r is None else float(r) for r in col.raw])
+    z = np.clip(rung.w[0] + col.feats @ np.array(rung.w[1:]), -30, 30)
+    out: FArr = np.where(col.ok, 1 / (1 + np.exp(-z)), 0.0)
+    return out
 
 
 @dataclass
@@ -150,23 +153,21 @@ class Family:
         return out
 
 
-def build_family(table: Table, models: Sequence[str], ks: Sequence[int], top: Column, target: str,
-                 calibrate_on: Table | None = None) -> Family:
-    """Calibrate each non-top rung on ``table`` (or ``calibrate_on``) against the target event."""
+def build_family(table: Table, models: Sequence[str], ks: Sequence[int], top: Column, target: str) -> Family:
+    """Calibrate each non-top rung on ``table`` against the target event (logistic regression)."""
     cols: list[Column] = []
     rungs: list[RungPolicy] = []
     probs: list[FArr] = []
-    for j, (m, k) in enumerate(zip(models, ks, strict=False)):
-        col = table.column(m, k, cols if table.kind == "agreement" else ())
+    for j, (m, k) in enumerate(zip(models, ks, strict=True)):
+        col = table.column(m, k, list(zip(models[:j], cols, strict=True)))
         pin, pout = table.prices[m]
-        rung = RungPolicy(m, k, 0.0, 1.0, pin, pout)
+        rung = RungPolicy(m, k, [0.0] * (col.feats.shape[1] + 1), pin, pout)
         if j < len(models) - 1:
-            x, ok = _features(table.kind, col.raw)
             event = col.correct if target == "accuracy" else ((col.code >= 0) & (col.code == top.code)).astype(float)
-            rung.a, rung.b = fit_logistic(x[ok], event[ok])
-            if rung.b < 0:  # an inverted signal is no signal: never accept on it
-                rung.a, rung.b = -30.0, 0.0
-            probs.append(_prob(rung, x, ok))
+            rung.w = fit_logistic(col.feats[col.ok], event[col.ok])
+            if rung.w[1] < 0:  # an inverted headline signal is no signal: never accept on it
+                rung.w = [-30.0] + [0.0] * (len(rung.w) - 1)
+            probs.append(_prob(rung, col))
         cols.append(col)
         rungs.append(rung)
     return Family(rungs, cols, probs)
@@ -194,7 +195,7 @@ def fit_policy(
     delta: float = 0.1,
     method: str = "ltt",
     max_rungs: int = 3,
-    ks: Sequence[int] = (3, 5, 10, 20, 40),
+    ks: Sequence[int] = (2, 4, 6, 10, 20, 40),
     order: str = "interleave",
 ) -> Policy:
     """Pick rungs, calibration and threshold minimising cost with risk <= epsilon (see module doc)."""
@@ -277,7 +278,4 @@ def sweep(dataset: Dataset, policy: Policy, records: Sequence[Record],
 def _apply_calibration(fam: Family, policy: Policy, table: Table) -> None:
     """Replace the calibration fitted on ``table`` by the policy's (fitted on train)."""
     fam.rungs = policy.rungs
-    fam.probs = []
-    for j, rung in enumerate(policy.rungs[:-1]):
-        x, ok = _features(table.kind, fam.cols[j].raw)
-        fam.probs.append(_prob(rung, x, ok, fam.cols[j].raw))
+    fam.probs = [_prob(rung, fam.cols[j]) for j, rung in enumerate(policy.rungs[:-1])]

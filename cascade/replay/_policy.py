@@ -9,7 +9,8 @@ Signals (``validator``):
 * ``consistency``: the share of the first ``k`` samples that vote for the majority answer;
 * ``agreement``: the share of the earlier rungs whose answer equals this rung's answer;
 * ``schema``: 1 if the output parsed (recorded ``answer`` is not null), else 0.
-A non-top rung accepts when ``sigmoid(a + b * feature) >= threshold``; the top rung always accepts.
+A non-top rung accepts when its calibrated probability ``sigmoid(w . features) >= threshold``
+(features: :func:`signal`); the top rung always accepts.
 """
 
 from __future__ import annotations
@@ -38,13 +39,15 @@ def answer_key(answer: Any) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class RungOutcome:
-    """What one rung yields on one record: its answer, whether it is right, what it cost, its signal."""
+    """What one rung yields on one record: its answer, whether it is right, what it cost, its signal
+    (``raw``: the headline number; ``feats``: the calibrator's inputs, None when there is no signal)."""
 
     key: str | None
     answer: Any
     correct: bool
     cost: float
     raw: float | None
+    feats: tuple[float, ...] | None = None
 
 
 def vote(samples: Sequence[Sample]) -> tuple[Sample | None, float]:
@@ -55,10 +58,55 @@ def vote(samples: Sequence[Sample]) -> tuple[Sample | None, float]:
     if not counts:
         return None, 0.0
     top = max(counts.values())
-    for s, k in zip(samples, keys, strict=False):
+    for s, k in zip(samples, keys, strict=True):
         if k is not None and counts[k] == top:
             return s, top / len(samples)
     return None, 0.0  # pragma: no cover - unreachable
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+def signal(
+    kind: str, samples: Sequence[Sample], previous: Sequence[str | None] = ()
+) -> tuple[Sample, float | None, tuple[float, ...] | None]:
+    """The rung's answer, raw signal and features from the samples it was served.
+
+    * confidence: logit(confidence), then 1/0 per earlier rung agreeing with this answer;
+    * consistency: the majority share, then 1/0 "every prompt variant's majority is the same
+      answer" when the samples mix variants (MoT's CoT/PoT check);
+    * agreement: the share of earlier rungs agreeing; schema: 1/0 parsed.
+    """
+    s = samples[0]
+    key = answer_key(s.answer)
+    agree = tuple(1.0 if key is not None and p == key else 0.0 for p in previous)
+    if kind == "confidence":
+        if s.confidence is None:
+            return s, None, None
+        return s, s.confidence, (_logit(s.confidence), *agree)
+    if kind == "consistency":
+        if len(samples) < 2:
+            return s, 0.0, (0.0,)
+        chosen, share = vote(samples)
+        variants: dict[str | None, list[Sample]] = {}
+        for x in samples:
+            variants.setdefault(x.variant, []).append(x)
+        feats: tuple[float, ...] = (share,)
+        if len(variants) > 1:
+            majors = [answer_key(v.answer) if v is not None else None
+                      for v in (vote(g)[0] for g in variants.values())]
+            same = majors[0] is not None and all(m == majors[0] for m in majors)
+            feats = (share, 1.0 if same else 0.0)
+        return (chosen if chosen is not None else s), share, feats
+    if kind == "agreement":
+        raw = sum(agree) / len(agree) if agree else 0.0
+        return s, raw, (raw,)
+    if kind == "schema":
+        raw = 1.0 if s.answer is not None else 0.0
+        return s, raw, (raw,)
+    raise ConfigError(f"validator: expected one of {list(KINDS)}, got {kind!r}")
 
 
 def rung_outcome(
@@ -76,53 +124,30 @@ def rung_outcome(
     served = sample_order(entry, order)[: max(1, min(k, len(entry.samples)))]
     samples = [entry.samples[i] for i in served]
     cost = sample_cost(entry, served, *prices)
-    if kind == "consistency" and len(samples) > 1:
-        chosen, share = vote(samples)
-        s = chosen if chosen is not None else samples[0]
-        raw: float | None = share
-    else:
-        s = samples[0]
-        if kind == "confidence":
-            raw = s.confidence
-        elif kind == "agreement":
-            key = answer_key(s.answer)
-            raw = (sum(1 for p in previous if key is not None and p == key) / len(previous)) if previous else 0.0
-        elif kind == "schema":
-            raw = 1.0 if s.answer is not None else 0.0
-        else:  # consistency with one sample: nothing to agree with
-            raw = 0.0
-    return RungOutcome(answer_key(s.answer), s.answer, bool(s.correct), cost, raw)
-
-
-def feature(kind: str, raw: float | None) -> float | None:
-    """The calibrator's input: logit of a confidence, the raw share otherwise."""
-    if raw is None or (isinstance(raw, float) and math.isnan(raw)):
-        return None
-    if kind == "confidence":
-        p = min(max(raw, 1e-6), 1 - 1e-6)
-        return math.log(p / (1 - p))
-    return float(raw)
+    s, raw, feats = signal(kind, samples, previous)
+    return RungOutcome(answer_key(s.answer), s.answer, bool(s.correct), cost, raw, feats)
 
 
 @dataclass
 class RungPolicy:
-    """One rung of a fitted ladder: the model, its sample count and calibration ``sigmoid(a + b x)``."""
+    """One rung of a fitted ladder: the model, its sample count and calibration
+    ``sigmoid(w[0] + w[1:] . features)`` (see :func:`signal` for the features)."""
 
     model: str
     k: int = 1
-    a: float = 0.0
-    b: float = 1.0
+    w: list[float] = field(default_factory=lambda: [0.0, 1.0])
     price_in: float = 0.0
     price_out: float = 0.0
     identity: bool = False  # uncalibrated: the raw signal is the score (``--thresholds``)
 
-    def probability(self, kind: str, raw: float | None) -> float:
+    def probability(self, raw: float | None, feats: Sequence[float] | None) -> float:
         if self.identity:
             return 0.0 if raw is None else float(raw)
-        x = feature(kind, raw)
-        if x is None:
+        if feats is None:
             return 0.0
-        z = self.a + self.b * x
+        if len(feats) != len(self.w) - 1:
+            raise ConfigError(f"rung {self.model!r}: {len(feats)} features but {len(self.w) - 1} weights")
+        z = self.w[0] + sum(wi * fi for wi, fi in zip(self.w[1:], feats, strict=True))
         return 1 / (1 + math.exp(-z)) if z >= 0 else math.exp(z) / (1 + math.exp(z))
 
 
@@ -159,7 +184,7 @@ class Policy:
             out = rung_outcome(self.validator, record, rung.model, k=rung.k, previous=previous,
                                prices=(rung.price_in, rung.price_out), order=self.order)
             total += out.cost
-            if j == len(self.rungs) - 1 or rung.probability(self.validator, out.raw) >= self.threshold:
+            if j == len(self.rungs) - 1 or rung.probability(out.raw, out.feats) >= self.threshold:
                 return j, out, total
             previous.append(out.key)
         raise AssertionError("unreachable")  # pragma: no cover

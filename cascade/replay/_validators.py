@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..validators._base import BaseValidator, Candidate, Verdict
-from ._policy import Policy, answer_key, vote
+from ._policy import Policy, answer_key, signal
 from ._provider import ReplayProvider
 
 
@@ -28,27 +28,20 @@ class ReplaySignal(BaseValidator):
         served = self.provider.served(candidate.completion)
         rung = self.policy.rungs[self.index]
         kind = self.policy.validator
-        chosen = served.sample
-        raw: float | None
+        samples = [served.sample]
         if kind == "consistency" and rung.k > 1:
-            more = await candidate.sample(rung.k - 1)
-            voted, raw = vote([served.sample, *(self.provider.served(c).sample for c in more)])
-            chosen = voted if voted is not None else served.sample
-        elif kind == "confidence":
-            raw = candidate.completion.confidence
-        elif kind == "schema":
-            raw = 1.0 if chosen.answer is not None else 0.0
-        elif kind == "agreement":
+            samples += [self.provider.served(c).sample for c in await candidate.sample(rung.k - 1)]
+        previous: list[str | None] = []
+        if self.index > 0:
             history = self.provider.history(served.record.id)
             previous = [answer_key(history[m].sample.answer) for m in self.policy.models[: self.index]]
-            key = answer_key(chosen.answer)
-            raw = (sum(1 for p in previous if key is not None and p == key) / len(previous)) if previous else 0.0
-        else:
-            raw = 0.0
+        if kind == "confidence" and candidate.completion.confidence != served.sample.confidence:
+            raise ValueError("the completion's confidence differs from the recorded one")
+        chosen, raw, feats = signal(kind, samples, previous if kind in ("confidence", "agreement") else ())
         value: dict[str, Any] = {"answer": chosen.answer, "correct": bool(chosen.correct)}
         if self.index == len(self.policy.rungs) - 1:
             return Verdict(True, "ok", None, "top rung", value=value, text=chosen.text)
-        p = rung.probability(kind, raw)
+        p = rung.probability(raw, feats)
         passed = p >= self.policy.threshold
         reason = "ok" if passed else {"confidence": "low_confidence", "consistency": "low_agreement"}.get(
             kind, "rungs_disagree")

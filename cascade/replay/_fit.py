@@ -176,6 +176,9 @@ def build_family(table: Table, models: Sequence[str], ks: Sequence[int], top: Co
 def risk_matrix(fam: Family, who: IArr, correct: FArr, top: Column, target: str) -> FArr:
     if target == "accuracy":
         return 1 - correct
+    if target == "match":  # accuracy lost against the top rung alone (negative where the cascade gains)
+        lost: FArr = top.correct[:, None] - correct
+        return lost
     codes = fam.codes(who)
     last = len(fam.cols) - 1
     agree = (who == last) | ((codes >= 0) & (codes == top.code[:, None]))
@@ -201,11 +204,14 @@ def fit_policy(
     """Pick rungs, calibration and threshold minimising cost with risk <= epsilon (see module doc)."""
     if validator not in KINDS:
         raise ConfigError(f"validator: expected one of {list(KINDS)}, got {validator!r}")
-    if target not in ("agreement", "accuracy"):
-        raise ConfigError(f"target: expected 'agreement' or 'accuracy', got {target!r}")
+    if target not in ("agreement", "accuracy", "match"):
+        raise ConfigError(f"target: expected 'agreement', 'accuracy' or 'match', got {target!r}")
+    if target == "match" and method == "ltt":
+        raise ConfigError("target 'match' (accuracy within epsilon of the top rung) has a signed loss that the "
+                          "Clopper-Pearson bound does not cover: use method='empirical'")
     if method not in ("ltt", "empirical"):
         raise ConfigError(f"method: expected 'ltt' or 'empirical', got {method!r}")
-    if not 0 < epsilon < 1 or not 0 < delta < 1:
+    if not (0 <= epsilon < 1 if target == "match" else 0 < epsilon < 1) or not 0 < delta < 1:
         raise ConfigError(f"epsilon and delta must be in (0, 1), got epsilon={epsilon!r}, delta={delta!r}")
     for m in ladder:
         dataset.model(m)
@@ -233,11 +239,11 @@ def fit_policy(
     for models, ks_ in families:
         fam = build_family(table, models, ks_, top, target)
         who, cost, correct = fam.run(THRESHOLDS)
-        risks = risk_matrix(fam, who, correct, top, target).sum(axis=0)
+        risks = risk_matrix(fam, who, correct, top, target).sum(axis=0).round(9)
         costs = cost.mean(axis=0)
         for t, thr in enumerate(THRESHOLDS):
             r = int(risks[t])
-            ucb = clopper_pearson_upper(r, n, level) if method == "ltt" else r / n
+            ucb = clopper_pearson_upper(r, n, level) if method == "ltt" else float(risks[t]) / n
             if ucb > epsilon:
                 if method == "ltt":
                     break  # fixed sequence: stop at the first threshold not certified

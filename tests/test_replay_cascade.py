@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from cascade._cli import main
 from cascade.replay import Policy, RungPolicy
 from cascade.replay._run import run_policy_sync
@@ -45,3 +47,63 @@ def test_cli_unknown_model_is_a_clear_error(tmp_path, capsys):
     path = write(tmp_path / "tiny.jsonl.gz", tiny())
     assert main(["eval", str(path), "--ladder", "cheap,gpt-9", "--validator", "confidence"]) == 2
     assert "gpt-9" in capsys.readouterr().err
+
+
+def _voting_records() -> list[dict]:
+    from tests.replay_helpers import entry, record
+
+    recs = []
+    # (voter samples cot, cot, pot, pot) -> unanimous on v0, split on v1, wrong-but-unanimous on v2
+    for i, votes in enumerate([["A", "A", "A", "A"], ["A", "B", "C", "B"], ["D", "D", "D", "D"]]):
+        recs.append(record(f"v{i}", "A", {
+            "voter": entry(votes, "A", tokens_in=1000, tokens_out=5, price=PRICES["voter"],
+                           variants=["cot", "cot", "pot", "pot"]),
+            "top": entry(["A"], "A", price=PRICES["top"]),
+        }))
+    return recs
+
+
+def test_self_consistency_draws_samples_through_the_engine():
+    ds = dataset(_voting_records())
+    recs = ds.split("test")
+    rungs = [RungPolicy("voter", 4, [0.0, 1.0], *PRICES["voter"], identity=True),
+             RungPolicy("top", 1, [0.0, 1.0], *PRICES["top"], identity=True)]
+    pol = Policy("votes", "consistency", rungs, 0.75)
+    outs = run_policy_sync(ds, pol, recs)
+    assert [o.rung for o in outs] == [0, 1, 0]  # share 1.0, 0.5, 1.0 against threshold 0.75
+    assert [o.correct for o in outs] == [True, True, False]
+    voter_cost = (1000 * 2.0 + 4 * 5 * 3.0) / 1e6  # prompt once, four samples' output tokens
+    assert outs[0].cost_usd == pytest.approx(voter_cost, rel=1e-12)
+    assert outs[1].cost_usd == pytest.approx(voter_cost + (100 + 10) * 20.0 / 1e6, rel=1e-12)
+    assert [o.cost_usd for o in outs] == pytest.approx([d[2] for d in map(pol.decide, recs)], rel=1e-12)
+
+
+def test_fitted_agreement_and_consistency_policies_replay_identically():
+    from cascade.replay._fit import fit_policy
+
+    ds = dataset(tiny())
+    pol = fit_policy(ds, ["cheap", "mid", "top"], "agreement", split="test", epsilon=0.6, delta=0.5,
+                     method="empirical")
+    recs = ds.split("test")
+    outs = run_policy_sync(ds, pol, recs)
+    assert [o.rung for o in outs] == [d[0] for d in map(pol.decide, recs)]
+    assert [o.cost_usd for o in outs] == pytest.approx([d[2] for d in map(pol.decide, recs)], rel=1e-12)
+    vds = dataset(_voting_records())
+    vpol = fit_policy(vds, ["voter", "top"], "consistency", split="test", epsilon=0.5, delta=0.5,
+                      method="empirical", ks=(2, 4))
+    vouts = run_policy_sync(vds, vpol, vds.split("test"))
+    vfast = [vpol.decide(r) for r in vds.split("test")]
+    assert [o.rung for o in vouts] == [d[0] for d in vfast]
+    assert [o.cost_usd for o in vouts] == pytest.approx([d[2] for d in vfast], rel=1e-12)
+
+
+def test_policy_round_trips_through_json(tmp_path):
+    pol = _policy(0.7)
+    pol.save(tmp_path / "p.json")
+    again = Policy.load(tmp_path / "p.json")
+    assert again.to_json() == pol.to_json()
+    (tmp_path / "bad.json").write_text('{"format": "other"}')
+    from cascade import ConfigError
+
+    with pytest.raises(ConfigError, match="format"):
+        Policy.load(tmp_path / "bad.json")

@@ -21,6 +21,7 @@ from ._result import Attempt, CascadeResult
 from ._retry import call_with_retries
 from ._types import Completion, CompletionRequest, Message
 from .validators._base import Candidate, Validator, Verdict, as_validator, run_validator
+from .validators._feedback import reask_messages
 
 OnExhausted = Literal["raise", "best_effort"]
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
@@ -224,7 +225,7 @@ class Cascade:
                     model=rung.model,
                     params=wire,
                     sampler=lambda k, m=messages, a=attempt: self._samples(req, rung, m, wire, a, k),  # type: ignore[misc]
-                    asker=lambda msgs, p, a=attempt: self._call(req, rung, msgs, {**wire, **p}, a),  # type: ignore[misc]
+                    asker=lambda msgs, p, a=attempt: self._call(req, rung, msgs, _merge(wire, p), a),  # type: ignore[misc]
                 )
                 verdict = await _judge(completion, check, candidate)
             except BudgetExhausted as exc:
@@ -253,14 +254,14 @@ class Cascade:
             self._close_attempt(req, rung, attempt, started, "escalated" if last else "reask", reasons)
             if last:
                 return False
-            messages = [*messages, {"role": "assistant", "content": candidate.text}, _feedback(attempt.verdicts)]
+            messages = reask_messages(messages, candidate.text, attempt.verdicts)
         return False
 
     async def _call(
         self, req: _Request, rung: Rung, messages: Sequence[Message], wire: dict[str, Any], attempt: Attempt
     ) -> Completion:
         """One call on the rung, with retries, reserved against the budget and charged to the attempt."""
-        wire, bound_in, worst = self._bound(req, rung, messages, wire, 1)
+        wire, bound_in, worst = self._bound(req, rung, messages, wire)
         if not req.budget.reserve(worst):
             raise BudgetExhausted(_budget_message(req, rung, worst))
         return await self._invoke(req, rung, messages, wire, attempt, bound_in, worst)
@@ -274,7 +275,7 @@ class Cascade:
         temperature = wire.get("temperature") or self.sample_temperature
         seed = int(wire.get("seed") or 0)
         wires = [{**wire, "temperature": temperature, "seed": seed + i + 1} for i in range(k)]
-        bounded = [self._bound(req, rung, messages, w, 1) for w in wires]
+        bounded = [self._bound(req, rung, messages, w) for w in wires]
         total = sum(b[2] for b in bounded)
         if not req.budget.reserve(total):
             raise BudgetExhausted(_budget_message(req, rung, total))
@@ -288,17 +289,16 @@ class Cascade:
         return [o for o in outs if isinstance(o, Completion)]
 
     def _bound(
-        self, req: _Request, rung: Rung, messages: Sequence[Message], wire: dict[str, Any], n: int
+        self, req: _Request, rung: Rung, messages: Sequence[Message], wire: dict[str, Any]
     ) -> tuple[dict[str, Any], int, float]:
         """The params to send, the prompt-token bound and the worst-case cost of the call."""
         bound_in = self.token_counter(messages)
         max_tokens = wire.get("max_tokens")
         if req.budget.cap is not None and max_tokens is None and rung.price_out > 0:
             affordable = (req.budget.remaining * 1_000_000 - bound_in * rung.price_in) / rung.price_out
-            max_tokens = max(0, min(MAX_TOKENS_UNDER_BUDGET, math.floor(affordable)))
-            if max_tokens < 1:
-                worst = call_cost(bound_in, 1, rung.price_in, rung.price_out)
-                return wire, bound_in, worst
+            max_tokens = math.floor(max(0.0, min(float(MAX_TOKENS_UNDER_BUDGET), affordable)))
+            if max_tokens < 1:  # not even one output token is affordable: the call cannot be made
+                return wire, bound_in, math.inf
             wire = {**wire, "max_tokens": max_tokens}
         worst = call_cost(bound_in, int(max_tokens or 0), rung.price_in, rung.price_out)
         return wire, bound_in, worst
@@ -485,13 +485,10 @@ async def _judge(completion: Completion, check: Validator | None, candidate: Can
     return await run_validator(check, candidate)
 
 
-def _feedback(verdicts: Sequence[Verdict]) -> Message:
-    """The re-ask message: what was wrong with the previous answer, so the model can fix it."""
-    problems = "; ".join(f"{v.reason}: {v.detail}" if v.detail else v.reason for v in verdicts if not v.passed)
-    return {
-        "role": "user",
-        "content": f"Your previous answer was rejected ({problems}). Answer again, fixing these problems.",
-    }
+def _merge(wire: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Params for an extra call: overrides win; an override of None removes the rung's value."""
+    out = {**wire, **overrides}
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def _stopped_by_budget(result: CascadeResult) -> bool:

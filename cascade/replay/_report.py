@@ -86,6 +86,7 @@ def plot(report: dict[str, Any], path: str) -> None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import NullFormatter
     except ImportError:  # pragma: no cover - depends on the environment
         raise SystemExit("--plot needs matplotlib: pip install 'cascade-router[plot]'") from None
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -99,6 +100,7 @@ def plot(report: dict[str, Any], path: str) -> None:
     ax.scatter(report["oracle"]["cost_per_query"], report["oracle"]["accuracy"], marker="*", s=90,
                color="tab:green", label="oracle")
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("USD per query (log)")
     ax.set_ylabel("accuracy")
     ax.set_title(f"{report['dataset']} ({report['split']}, n={report['n']})")

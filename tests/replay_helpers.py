@@ -73,3 +73,16 @@ def synthetic(n: int, rng: random.Random, split: str = "train") -> list[dict[str
             "top": entry(["A"], "A", [0.9], price=PRICES["top"]),
         }, split=split))
     return out
+
+
+def voting_records() -> list[dict[str, Any]]:
+    """Three queries for a 4-sample voter (cot, cot, pot, pot): unanimous right, split, unanimous wrong."""
+    recs = []
+    # (voter samples cot, cot, pot, pot) -> unanimous on v0, split on v1, wrong-but-unanimous on v2
+    for i, votes in enumerate([["A", "A", "A", "A"], ["A", "B", "C", "B"], ["D", "D", "D", "D"]]):
+        recs.append(record(f"v{i}", "A", {
+            "voter": entry(votes, "A", tokens_in=1000, tokens_out=5, price=PRICES["voter"],
+                           variants=["cot", "cot", "pot", "pot"]),
+            "top": entry(["A"], "A", price=PRICES["top"]),
+        }))
+    return recs

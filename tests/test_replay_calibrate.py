@@ -2,9 +2,9 @@ import random
 
 import numpy as np
 import pytest
+from replay_helpers import dataset, synthetic
 
 from cascade.replay._fit import clopper_pearson_upper, fit_logistic, fit_policy
-from tests.replay_helpers import dataset, synthetic
 
 
 def test_clopper_pearson_known_values():

@@ -1,11 +1,11 @@
 import json
 
 import pytest
+from replay_helpers import PRICES, dataset, tiny, voting_records, write
 
 from cascade._cli import main
 from cascade.replay import Policy, RungPolicy
 from cascade.replay._run import run_policy_sync
-from tests.replay_helpers import PRICES, dataset, tiny, write
 
 
 def _policy(thr: float) -> Policy:
@@ -49,22 +49,8 @@ def test_cli_unknown_model_is_a_clear_error(tmp_path, capsys):
     assert "gpt-9" in capsys.readouterr().err
 
 
-def _voting_records() -> list[dict]:
-    from tests.replay_helpers import entry, record
-
-    recs = []
-    # (voter samples cot, cot, pot, pot) -> unanimous on v0, split on v1, wrong-but-unanimous on v2
-    for i, votes in enumerate([["A", "A", "A", "A"], ["A", "B", "C", "B"], ["D", "D", "D", "D"]]):
-        recs.append(record(f"v{i}", "A", {
-            "voter": entry(votes, "A", tokens_in=1000, tokens_out=5, price=PRICES["voter"],
-                           variants=["cot", "cot", "pot", "pot"]),
-            "top": entry(["A"], "A", price=PRICES["top"]),
-        }))
-    return recs
-
-
 def test_self_consistency_draws_samples_through_the_engine():
-    ds = dataset(_voting_records())
+    ds = dataset(voting_records())
     recs = ds.split("test")
     rungs = [RungPolicy("voter", 4, [0.0, 1.0], *PRICES["voter"], identity=True),
              RungPolicy("top", 1, [0.0, 1.0], *PRICES["top"], identity=True)]
@@ -88,7 +74,7 @@ def test_fitted_agreement_and_consistency_policies_replay_identically():
     outs = run_policy_sync(ds, pol, recs)
     assert [o.rung for o in outs] == [d[0] for d in map(pol.decide, recs)]
     assert [o.cost_usd for o in outs] == pytest.approx([d[2] for d in map(pol.decide, recs)], rel=1e-12)
-    vds = dataset(_voting_records())
+    vds = dataset(voting_records())
     vpol = fit_policy(vds, ["voter", "top"], "consistency", split="test", epsilon=0.5, delta=0.5,
                       method="empirical", ks=(2, 4))
     vouts = run_policy_sync(vds, vpol, vds.split("test"))

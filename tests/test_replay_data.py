@@ -2,10 +2,10 @@ import gzip
 import json
 
 import pytest
+from replay_helpers import tiny, write
 
 from cascade import ConfigError
 from cascade.replay import iter_records, load_dataset
-from tests.replay_helpers import tiny, write
 
 
 def test_loads_records_and_models_in_order(tmp_path):

@@ -4,13 +4,12 @@ and take the same decisions as the replay policy at the same (uncalibrated) thre
 import asyncio
 
 import pytest
+from replay_helpers import PRICES, dataset, tiny, voting_records
 
 from cascade import Cascade, Ladder, RetryPolicy, Rung
 from cascade.replay import Policy, ReplayProvider, RungPolicy, load_dataset
 from cascade.replay._data import default_data_dir
 from cascade.validators import Confidence, SelfConsistency
-from tests.replay_helpers import PRICES, dataset, tiny
-from tests.test_replay_cascade import _voting_records
 
 
 def _run(ds, rungs, records):
@@ -37,7 +36,7 @@ def test_confidence_validator_on_replay_matches_policy():
 
 
 def test_self_consistency_validator_on_replay_matches_policy():
-    ds = dataset(_voting_records())
+    ds = dataset(voting_records())
     p = ReplayProvider(ds, order="interleave")
     results = _run(ds, [_rung(p, "voter", SelfConsistency(samples=4, threshold=0.75)), _rung(p, "top", [])],
                    ds.split("test"))

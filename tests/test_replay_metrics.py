@@ -1,8 +1,8 @@
 import pytest
+from replay_helpers import PRICES, dataset, tiny
 
 from cascade.replay import accuracy, apgr, best_single, cost_per_query, hull_auc, oracle, single_models, upper_hull
 from cascade.replay._metrics import cost_at_accuracy
-from tests.replay_helpers import PRICES, dataset, tiny
 
 
 def test_accuracy_and_cost():

@@ -1,11 +1,11 @@
 import asyncio
 
 import pytest
+from replay_helpers import dataset, entry, record, tiny
 
 from cascade import ProviderError
 from cascade._types import CompletionRequest
 from cascade.replay import ReplayProvider
-from tests.replay_helpers import dataset, entry, record, tiny
 
 
 def _run(coro):

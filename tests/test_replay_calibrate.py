@@ -37,7 +37,8 @@ def true_risk(pol) -> float:
     return float(np.mean(np.where(accepted, 0.7 - 0.65 * grid, 0.0)))
 
 
-def test_ltt_guarantee_holds_out_of_sample():
+@pytest.mark.parametrize("method", ["ltt", "ltt-split"])
+def test_ltt_guarantee_holds_out_of_sample(method):
     """Refit on fresh samples of 120; the true risk exceeds epsilon in at most delta of the fits."""
     rng = random.Random(1)
     eps, delta, runs = 0.12, 0.2, 60
@@ -45,7 +46,7 @@ def test_ltt_guarantee_holds_out_of_sample():
     saved = []
     for _ in range(runs):
         fit = dataset(synthetic(120, rng))
-        pol = fit_policy(fit, ["cheap", "top"], "confidence", epsilon=eps, delta=delta, max_rungs=2)
+        pol = fit_policy(fit, ["cheap", "top"], "confidence", epsilon=eps, delta=delta, max_rungs=2, method=method)
         violations += true_risk(pol) > eps
         saved.append(pol.models != ["top"])
     assert violations / runs <= delta

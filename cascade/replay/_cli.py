@@ -45,7 +45,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "against the top rung (match: --method empirical only)")
     p.add_argument("--epsilon", type=float, default=0.05, help="allowed risk (default 0.05)")
     p.add_argument("--delta", type=float, default=0.1, help="allowed failure probability of the guarantee")
-    p.add_argument("--method", default="ltt", choices=["ltt", "empirical"])
+    p.add_argument("--method", default="ltt", choices=["ltt", "ltt-split", "empirical"],
+                   help="ltt: Bonferroni over ladders; ltt-split: pick the ladder on 1/3, certify on 2/3; "
+                        "empirical: no guarantee")
     p.add_argument("--max-rungs", type=int, default=3, help="largest ladder the fit may keep")
 
 

@@ -17,6 +17,7 @@ Needs numpy and scipy (the ``[eval]`` extra).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -206,11 +207,11 @@ def fit_policy(
         raise ConfigError(f"validator: expected one of {list(KINDS)}, got {validator!r}")
     if target not in ("agreement", "accuracy", "match"):
         raise ConfigError(f"target: expected 'agreement', 'accuracy' or 'match', got {target!r}")
-    if target == "match" and method == "ltt":
+    if target == "match" and method != "empirical":
         raise ConfigError("target 'match' (accuracy within epsilon of the top rung) has a signed loss that the "
                           "Clopper-Pearson bound does not cover: use method='empirical'")
-    if method not in ("ltt", "empirical"):
-        raise ConfigError(f"method: expected 'ltt' or 'empirical', got {method!r}")
+    if method not in ("ltt", "empirical", "ltt-split"):
+        raise ConfigError(f"method: expected 'ltt', 'ltt-split' or 'empirical', got {method!r}")
     if not (0 <= epsilon < 1 if target == "match" else 0 < epsilon < 1) or not 0 < delta < 1:
         raise ConfigError(f"epsilon and delta must be in (0, 1), got epsilon={epsilon!r}, delta={delta!r}")
     for m in ladder:
@@ -218,6 +219,9 @@ def fit_policy(
     recs = list(records) if records is not None else dataset.split(split)
     if not recs:
         raise ConfigError(f"no records to fit on (split {split!r})")
+    if method == "ltt-split":
+        return _fit_split(dataset, ladder, validator, recs, target=target, epsilon=epsilon, delta=delta,
+                          max_rungs=max_rungs, ks=ks, order=order)
     table = Table(dataset, recs, validator, order)
     top_name = ladder[-1]
     top = table.column(top_name, 1)
@@ -268,6 +272,48 @@ def fit_policy(
         "top_cost_per_query": float(top.cost.mean()), "top_accuracy": float(top.correct.mean()),
     }
     return Policy(dataset.name, validator, fam.rungs, thr, order, target, epsilon, delta, method, info)
+
+
+def _fit_split(dataset: Dataset, ladder: Sequence[str], validator: str, recs: Sequence[Record], *, target: str,
+               epsilon: float, delta: float, max_rungs: int, ks: Sequence[int], order: str) -> Policy:
+    """``ltt-split``: choose the ladder and calibration on a third of the records (by hash of the id),
+    then certify the threshold on the other two thirds by fixed-sequence testing at level ``delta``:
+    no Bonferroni over ladders, since the ladder does not depend on the certification records."""
+    ranked = sorted(recs, key=lambda r: hashlib.sha256(r.id.encode()).hexdigest())
+    cut = max(1, len(ranked) // 3)
+    select, certify = ranked[:cut], ranked[cut:]
+    chosen = fit_policy(dataset, ladder, validator, records=select, target=target, epsilon=epsilon, delta=delta,
+                        method="empirical", max_rungs=max_rungs, ks=ks, order=order)
+    table = Table(dataset, certify, validator, order)
+    top = table.column(ladder[-1], 1)
+    fam = build_family(table, chosen.models, [r.k for r in chosen.rungs], top, target)
+    _apply_calibration(fam, chosen, table)
+    who, cost, correct = fam.run(THRESHOLDS)
+    risks = risk_matrix(fam, who, correct, top, target).sum(axis=0)
+    costs = cost.mean(axis=0)
+    n = len(certify)
+    pick: tuple[float, int, float] | None = None  # cost, index, bound
+    for t in range(len(THRESHOLDS)):
+        ucb = clopper_pearson_upper(int(risks[t]), n, delta)
+        if ucb > epsilon:
+            break
+        if pick is None or costs[t] < pick[0]:
+            pick = (float(costs[t]), t, ucb)
+        if len(chosen.rungs) == 1:
+            break
+    info: dict[str, Any] = {"split": "given", "n_select": len(select), "n": n, "families": 1}
+    if pick is None or pick[0] >= float(top.cost.mean()):  # nothing cheaper than the top rung alone
+        top_policy = fit_policy(dataset, [ladder[-1]], validator, records=certify, target=target, epsilon=epsilon,
+                                delta=delta, method="empirical", order=order)
+        top_policy.method = "ltt-split"
+        top_policy.fit.update(info, certified_ok=False)
+        return top_policy
+    cost_, t, ucb = pick
+    info.update(certified=t + 1, risk=float(risks[t]) / n, risk_bound=ucb, certified_ok=True,
+                cost_per_query=cost_, accuracy=float(correct[:, t].mean()),
+                top_cost_per_query=float(top.cost.mean()), top_accuracy=float(top.correct.mean()))
+    return Policy(dataset.name, validator, chosen.rungs, float(THRESHOLDS[t]), order, target, epsilon, delta,
+                  "ltt-split", info)
 
 
 def sweep(dataset: Dataset, policy: Policy, records: Sequence[Record],

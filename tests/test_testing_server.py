@@ -198,6 +198,15 @@ def test_error_faults(server: TestServer, fault: str, status: int, retry_after: 
     assert content(chat(server)) == "ok"  # the fault was used up
 
 
+def test_fault_replies_keep_their_headers(server: TestServer) -> None:
+    server.script("m", Reply(fault="unavailable", headers={"Retry-After": "7"}),
+                  Reply(fault="rate_limit", headers={"X-Request-Id": "r1"}))
+    unavailable = chat(server)
+    assert unavailable.status_code == 503 and unavailable.headers["retry-after"] == "7"
+    limited = chat(server)
+    assert limited.headers["retry-after"] == "0" and limited.headers["x-request-id"] == "r1"
+
+
 def test_reset_sends_headers_and_part_of_the_body_then_aborts(server: TestServer) -> None:
     server.script("m", Reply(content="x" * 2000, fault="reset"))
     body = {"model": "m", "messages": MESSAGES}
@@ -384,6 +393,7 @@ def test_require_api_key(server: TestServer) -> None:
     assert http.post(url, json=body, headers={"x-api-key": "sk-test"}).status_code == 401  # bearer only
     assert http.post(url, json=body, headers={"Authorization": "Bearer sk-test"}).status_code == 200
     assert http.get(f"{server.base_url}/models").status_code == 401
+    assert http.get(f"{server.base_url}/models", headers={"x-api-key": "sk-test"}).status_code == 200
     assert message(server, headers={"x-api-key": "sk-test"}).status_code == 200
     denied = message(server, headers={"x-api-key": "nope"})
     assert denied.status_code == 401
@@ -432,8 +442,31 @@ def test_requests_are_recorded_in_order(server: TestServer) -> None:
     assert [(r.path, r.model) for r in recorded] == [("/v1/chat/completions", "a"), ("/v1/messages", "b")]
     assert recorded[0].body == {"model": "a", "messages": MESSAGES, "temperature": 0}
     assert recorded[1].headers["x-trace"] == "t1"
+    assert recorded[1].headers["X-Trace"] == recorded[1].headers.get("X-TRACE") == "t1"
+    assert "X-Trace" in recorded[1].headers and "x-trace" in dict(recorded[1].headers)
     recorded.clear()  # a copy: the server's log is untouched
     assert len(server.requests) == 2
+
+
+def test_wait_for_requests(server: TestServer) -> None:
+    server.default(Reply(fault="hang"))
+    timeouts: list[Exception] = []
+
+    def call() -> None:
+        try:
+            chat(server, timeout=1)
+        except httpx.ReadTimeout as exc:
+            timeouts.append(exc)
+
+    callers = [threading.Thread(target=call) for _ in range(2)]
+    for caller in callers:
+        caller.start()
+    assert len(server.wait_for_requests(2)) == 2
+    for caller in callers:
+        caller.join()
+    assert len(timeouts) == 2
+    with pytest.raises(TimeoutError, match=r"wait_for_requests\(3\): only 2"):
+        server.wait_for_requests(3, timeout_s=0.05)
 
 
 def test_reset_forgets_everything(server: TestServer) -> None:
@@ -501,6 +534,8 @@ def test_reply_validation_names_the_field() -> None:
         Reply(content=None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"Reply.logprobs\[0\]"):
         Reply(logprobs=[("a", -1.0)])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match=r"Reply.logprobs\[1\]"):
+        Reply(logprobs=[("a", -1.0, {}), ("b", "low", {})])  # type: ignore[list-item]
 
 
 def test_script_refuses_non_replies(server: TestServer) -> None:
@@ -528,11 +563,7 @@ def test_stop_is_prompt_with_a_hanging_request_open(reply: Reply) -> None:
 
     caller = threading.Thread(target=call)
     caller.start()
-    for _ in range(1000):
-        if srv.requests:
-            break
-        threading.Event().wait(0.01)
-    assert srv.requests, "the request never reached the server"
+    srv.wait_for_requests(1)
     srv.stop()
     caller.join(20)
     assert not caller.is_alive(), "the hanging request outlived stop()"

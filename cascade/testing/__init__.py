@@ -8,7 +8,7 @@ injected faults (resets, hangs, 429s, broken JSON...). Needs the ``[testing]`` e
         ...  # point an OpenAI-compatible client at srv.base_url
 """
 
-from ._reply import FAULTS, HUGE_BYTES, RecordedRequest, Reply
+from ._reply import FAULTS, HUGE_BYTES, Headers, RecordedRequest, Reply
 from ._script import DEFAULT_FAULTS, Responder
 from ._server import TestServer
 from ._wire import estimate_tokens, split_tokens
@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_FAULTS",
     "FAULTS",
     "HUGE_BYTES",
+    "Headers",
     "RecordedRequest",
     "Reply",
     "Responder",

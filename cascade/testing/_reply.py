@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,18 +75,37 @@ class Reply:
             raise TypeError(f"Reply.error must be a dict {{message, type, code}}, got {self.error!r}")
         if self.logprobs is not None:
             for i, item in enumerate(self.logprobs):
-                if not (isinstance(item, tuple) and len(item) == 3 and isinstance(item[0], str)):
+                if not (
+                    isinstance(item, (tuple, list)) and len(item) == 3 and isinstance(item[0], str)
+                    and isinstance(item[1], (int, float)) and isinstance(item[2], Mapping)
+                ):
                     raise ValueError(
                         f"Reply.logprobs[{i}] must be (token, logprob, {{alt: logprob}}), got {item!r}"
                     )
 
 
+class Headers(dict[str, str]):
+    """A dict of request headers with lower-cased keys that also finds ``"Authorization"`` and the like."""
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__((k.lower(), v) for k, v in items)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(key.lower() if isinstance(key, str) else key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key.lower(), default)
+
+
 @dataclass(frozen=True)
 class RecordedRequest:
-    """One request the server received. ``headers`` keys are lower-cased; ``body`` is the parsed JSON
-    object ({} when empty or not an object); ``model`` is ``body["model"]`` when that is a str."""
+    """One request the server received. ``headers`` looks names up case-insensitively; ``body`` is the
+    parsed JSON object ({} when empty or not an object); ``model`` is ``body["model"]`` when a str."""
 
     path: str
     model: str | None
     body: dict[str, Any]
-    headers: dict[str, str]
+    headers: Headers

@@ -33,6 +33,7 @@ class Script:
 
     def __init__(self, *, record: bool = True) -> None:
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
         self._record = record
         self._queues: dict[str, deque[Reply]] = {}
         self._responders: dict[str, Responder] = {}
@@ -104,6 +105,14 @@ class Script:
         with self._lock:
             return list(self._requests)
 
+    def wait_for_requests(self, count: int, timeout_s: float) -> list[RecordedRequest]:
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: len(self._requests) >= count, timeout_s):
+                raise TimeoutError(
+                    f"wait_for_requests({count}): only {len(self._requests)} request(s) arrived in {timeout_s} s"
+                )
+            return list(self._requests)
+
     @property
     def errors(self) -> list[str]:
         with self._lock:
@@ -128,8 +137,9 @@ class Script:
     # -- serving (server loop) ------------------------------------------------------------------
     def record(self, request: RecordedRequest) -> None:
         if self._record:
-            with self._lock:
+            with self._arrived:
                 self._requests.append(request)
+                self._arrived.notify_all()
 
     def note_error(self, message: str) -> None:
         with self._lock:

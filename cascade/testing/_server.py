@@ -14,7 +14,7 @@ from typing import Any
 
 from . import _faults, _wire
 from ._aiohttp import web
-from ._reply import HUGE_BYTES, RecordedRequest, Reply
+from ._reply import HUGE_BYTES, Headers, RecordedRequest, Reply
 from ._script import DEFAULT_FAULTS, Responder, Script
 
 _JSON = "application/json"
@@ -130,7 +130,8 @@ class TestServer:
         model: str | None = None,
     ) -> None:
         """Replace a fraction ``rate`` of answers (of ``model``, or of all) by a random fault from ``faults``;
-        the sequence is reproducible for a given ``seed``. A faulted request does not consume the queue."""
+        the sequence (in order of arrival) is reproducible for a given ``seed``. A faulted request does not
+        consume the queue. ``rate=0`` switches it off."""
         self._script.fault_rate(rate, seed=seed, faults=faults, model=model)
 
     def require_api_key(self, key: str | None) -> None:
@@ -146,6 +147,10 @@ class TestServer:
     def requests(self) -> list[RecordedRequest]:
         """A copy of the requests received so far, in order (empty when ``record=False``)."""
         return self._script.requests
+
+    def wait_for_requests(self, count: int = 1, timeout_s: float = 10.0) -> list[RecordedRequest]:
+        """Block until ``count`` requests have been recorded (e.g. one that hangs); TimeoutError if not."""
+        return self._script.wait_for_requests(count, timeout_s)
 
     @property
     def errors(self) -> list[str]:
@@ -224,7 +229,7 @@ class TestServer:
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
         self._script.record(RecordedRequest(request.path, None, {}, _headers(request)))
-        if not self._authorized(request, anthropic=False):
+        if not self._authorized(request, anthropic=True):  # either provider lists models
             return _json(401, _wire.openai_error(401))
         created = int(time.time())
         data = [{"id": m, "object": "model", "created": created, "owned_by": "cascade-testing"}
@@ -296,12 +301,13 @@ class TestServer:
         if fault == "close":
             return await _faults.close(request)
         if fault == "html":
-            return web.Response(status=502, text=_wire.HTML_PAGE, content_type="text/html")
+            page = _wire.HTML_PAGE.encode()
+            return web.Response(status=502, body=page, headers={"Content-Type": "text/html", **reply.headers})
         if fault in _ERROR_STATUS:
             status = _ERROR_STATUS[fault]
-            headers = {"Retry-After": "0"} if fault == "rate_limit" else {}
+            headers = {"Retry-After": "0", **reply.headers} if fault == "rate_limit" else reply.headers
             return _json(status, error_body(status, reply.error), headers)
-        if reply.status != 200 and fault is None:
+        if reply.status >= 300 and fault is None:
             return _json(reply.status, error_body(reply.status, reply.error), reply.headers)
         if fault == "huge":  # no logprobs: 10 MB of them would stall the loop for seconds
             replies = [Reply(content=_huge_content(), tokens_in=reply.tokens_in)]
@@ -354,8 +360,8 @@ def _huge_content() -> str:
     return _HUGE[0]
 
 
-def _headers(request: web.BaseRequest) -> dict[str, str]:
-    return {k.lower(): v for k, v in request.headers.items()}
+def _headers(request: web.BaseRequest) -> Headers:
+    return Headers(request.headers.items())
 
 
 def _json(status: int, payload: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> web.Response:

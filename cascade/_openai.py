@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._errors import ProviderError
-from ._http import HttpProvider
+from ._http import HttpProvider, read_usage
 from ._types import Completion, CompletionRequest, TokenLogprob
 
 
@@ -44,12 +44,7 @@ def parse_chat_completion(data: Mapping[str, Any], source: str = "openai") -> Co
         content = ""
     if not isinstance(content, str):
         raise ProviderError("rung_fatal", "bad_response", f"{source}: choices[0].message.content is not text")
-    usage = data.get("usage")
-    tokens_in = tokens_out = -1
-    if isinstance(usage, Mapping):
-        pt, ct = usage.get("prompt_tokens"), usage.get("completion_tokens")
-        if isinstance(pt, int) and isinstance(ct, int) and pt >= 0 and ct >= 0:
-            tokens_in, tokens_out = pt, ct
+    tokens_in, tokens_out = read_usage(data.get("usage"), "prompt_tokens", "completion_tokens")
     finish = choice.get("finish_reason")
     return Completion(
         text=content,

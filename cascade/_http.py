@@ -186,22 +186,11 @@ class HttpProvider:
         message, code = _error_text(raw)
         text = f"{self.name}: HTTP {status}: {message}"[:500]
         lowered = f"{code} {message}".lower()
+        retry_after = parse_retry_after(headers.get("retry-after"))
         if status == 429:
-            return ProviderError(
-                "transient",
-                "rate_limited",
-                text,
-                status=status,
-                retry_after=parse_retry_after(headers.get("retry-after")),
-            )
+            return ProviderError("transient", "rate_limited", text, status=status, retry_after=retry_after)
         if status in (408, 409) or status >= 500:
-            return ProviderError(
-                "transient",
-                "server_error",
-                text,
-                status=status,
-                retry_after=parse_retry_after(headers.get("retry-after")),
-            )
+            return ProviderError("transient", "server_error", text, status=status, retry_after=retry_after)
         if status in (401, 403):
             return ProviderError("rung_fatal", "auth_failed", text, status=status)
         if status == 404:
@@ -249,3 +238,12 @@ def _error_text(raw: bytes) -> tuple[str, str]:
     if isinstance(err, str):
         return err, ""
     return json.dumps(data)[:200], ""
+
+
+def read_usage(usage: Any, in_key: str, out_key: str) -> tuple[int, int]:
+    """Token counts from a usage object; (-1, -1) when absent or malformed (the engine then bounds them)."""
+    if isinstance(usage, Mapping):
+        tokens_in, tokens_out = usage.get(in_key), usage.get(out_key)
+        if isinstance(tokens_in, int) and isinstance(tokens_out, int) and tokens_in >= 0 and tokens_out >= 0:
+            return tokens_in, tokens_out
+    return -1, -1

@@ -1,0 +1,66 @@
+import random
+
+import numpy as np
+import pytest
+from replay_helpers import dataset, synthetic
+
+from cascade.replay._fit import clopper_pearson_upper, fit_logistic, fit_policy
+
+
+def test_clopper_pearson_known_values():
+    # zero errors: the bound solves (1 - p)^n = delta
+    assert clopper_pearson_upper(0, 10, 0.05) == pytest.approx(1 - 0.05 ** (1 / 10))
+    assert clopper_pearson_upper(5, 5, 0.1) == 1.0
+    assert clopper_pearson_upper(3, 100, 0.1) > 0.03
+    assert clopper_pearson_upper(3, 100, 0.1) < clopper_pearson_upper(3, 100, 0.01)
+
+
+def test_fit_logistic_recovers_slope_sign():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=2000)
+    y = (rng.random(2000) < 1 / (1 + np.exp(-(0.5 + 2 * x)))).astype(float)
+    a, b = fit_logistic(x, y)
+    w = fit_logistic(np.c_[x, rng.normal(size=2000)], y)
+    assert len(w) == 3 and abs(w[2]) < 0.3  # an irrelevant feature gets a small weight
+    assert a == pytest.approx(0.5, abs=0.25) and b == pytest.approx(2.0, abs=0.4)
+
+
+def true_risk(pol) -> float:
+    """Exact out-of-sample disagreement of a fitted policy under the synthetic law
+    P(cheap agrees | conf) = 0.3 + 0.65 conf, conf ~ U(0, 1): integrate over the accepted confidences."""
+    if pol.models == ["top"]:
+        return 0.0
+    grid = np.linspace(0, 1, 20001)
+    w0, w1 = pol.rungs[0].w
+    logit = np.log(np.clip(grid, 1e-6, 1 - 1e-6) / (1 - np.clip(grid, 1e-6, 1 - 1e-6)))
+    accepted = 1 / (1 + np.exp(-(w0 + w1 * logit))) >= pol.threshold
+    return float(np.mean(np.where(accepted, 0.7 - 0.65 * grid, 0.0)))
+
+
+@pytest.mark.parametrize("method", ["ltt", "ltt-split"])
+def test_ltt_guarantee_holds_out_of_sample(method):
+    """Refit on fresh samples of 120; the true risk exceeds epsilon in at most delta of the fits."""
+    rng = random.Random(1)
+    eps, delta, runs = 0.12, 0.2, 60
+    violations = 0
+    saved = []
+    for _ in range(runs):
+        fit = dataset(synthetic(120, rng))
+        pol = fit_policy(fit, ["cheap", "top"], "confidence", epsilon=eps, delta=delta, max_rungs=2, method=method)
+        violations += true_risk(pol) > eps
+        saved.append(pol.models != ["top"])
+    assert violations / runs <= delta
+    assert sum(saved) > runs / 2  # the bound is not vacuous: it usually certifies a cheaper ladder
+
+
+def test_empirical_method_violates_more_often_than_ltt():
+    rng = random.Random(2)
+    eps = 0.12
+    bad = {"ltt": 0, "empirical": 0}
+    for _ in range(40):
+        fit = dataset(synthetic(60, rng))
+        for method in bad:
+            pol = fit_policy(fit, ["cheap", "top"], "confidence", epsilon=eps, delta=0.1, method=method)
+            bad[method] += true_risk(pol) > eps
+    assert bad["empirical"] >= 8  # tuning to the sample's own risk overshoots about half the time
+    assert bad["ltt"] <= 4

@@ -6,11 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._errors import ProviderError
-<<<<<<< HEAD
-from ._http import HttpProvider, reported_usage
-=======
 from ._http import HttpProvider, read_usage
->>>>>>> main
 from ._types import Completion, CompletionRequest
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -70,14 +66,7 @@ def parse_message(data: Mapping[str, Any]) -> Completion:
     text = "".join(
         str(block.get("text", "")) for block in content if isinstance(block, Mapping) and block.get("type") == "text"
     )
-<<<<<<< HEAD
-    usage = data.get("usage")
-    tokens_in = tokens_out = -1
-    if isinstance(usage, Mapping):
-        tokens_in, tokens_out = reported_usage(usage.get("input_tokens"), usage.get("output_tokens"))
-=======
     tokens_in, tokens_out = read_usage(data.get("usage"), "input_tokens", "output_tokens")
->>>>>>> main
     stop = data.get("stop_reason")
     return Completion(
         text=text,

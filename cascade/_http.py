@@ -24,16 +24,7 @@ DEFAULT_TOTAL_TIMEOUT_S = 300.0
 
 MAX_REPORTED_TOKENS = 10**12
 """Token counts above this in a response's usage are not believed (treated as missing: the engine then
-charges its own bound) — they would overflow the cost arithmetic."""
-
-
-def reported_usage(tokens_in: object, tokens_out: object) -> tuple[int, int]:
-    """``(tokens_in, tokens_out)`` from a response's usage, or ``(-1, -1)`` when either is not a plausible
-    count (missing, not an int, negative, absurdly large)."""
-    for v in (tokens_in, tokens_out):
-        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_REPORTED_TOKENS:
-            return -1, -1
-    return tokens_in, tokens_out  # type: ignore[return-value]
+charges its own bound); they would overflow the cost arithmetic."""
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -241,9 +232,13 @@ def _error_text(raw: bytes) -> tuple[str, str]:
 
 
 def read_usage(usage: Any, in_key: str, out_key: str) -> tuple[int, int]:
-    """Token counts from a usage object; (-1, -1) when absent or malformed (the engine then bounds them)."""
+    """Token counts from a usage object; (-1, -1) when absent or malformed (not ints, negative, or above
+    :data:`MAX_REPORTED_TOKENS`): the engine then bounds them."""
     if isinstance(usage, Mapping):
         tokens_in, tokens_out = usage.get(in_key), usage.get(out_key)
-        if isinstance(tokens_in, int) and isinstance(tokens_out, int) and tokens_in >= 0 and tokens_out >= 0:
-            return tokens_in, tokens_out
+        if all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_REPORTED_TOKENS
+            for v in (tokens_in, tokens_out)
+        ):
+            return tokens_in, tokens_out  # type: ignore[return-value]
     return -1, -1

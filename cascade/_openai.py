@@ -6,11 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._errors import ProviderError
-<<<<<<< HEAD
-from ._http import HttpProvider, reported_usage
-=======
 from ._http import HttpProvider, read_usage
->>>>>>> main
 from ._types import Completion, CompletionRequest, TokenLogprob
 
 
@@ -48,14 +44,7 @@ def parse_chat_completion(data: Mapping[str, Any], source: str = "openai") -> Co
         content = ""
     if not isinstance(content, str):
         raise ProviderError("rung_fatal", "bad_response", f"{source}: choices[0].message.content is not text")
-<<<<<<< HEAD
-    usage = data.get("usage")
-    tokens_in = tokens_out = -1
-    if isinstance(usage, Mapping):
-        tokens_in, tokens_out = reported_usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
-=======
     tokens_in, tokens_out = read_usage(data.get("usage"), "prompt_tokens", "completion_tokens")
->>>>>>> main
     finish = choice.get("finish_reason")
     return Completion(
         text=content,

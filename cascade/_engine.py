@@ -25,6 +25,7 @@ from ._retry import call_with_retries
 from ._types import Completion, CompletionRequest, Message
 from .validators._base import Candidate, Validator, Verdict, as_validator, run_validator
 from .validators._feedback import reask_messages
+from .validators._schema import schema_of
 
 OnExhausted = Literal["raise", "best_effort"]
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
@@ -86,7 +87,7 @@ class Cascade:
         self.sample_temperature = sample_temperature
         self._top = self.ladder.top
         self._rung_names = [r.name for r in self.ladder.rungs]
-        self._rung_wire = {r.name: r.params.to_wire() for r in self.ladder.rungs}
+        self._rung_wire = {r.name: self._wire_for(r) for r in self.ladder.rungs}
         self._local = threading.local()
         self.breakers = Breakers.for_rungs(self.ladder.rungs, breaker, self.events.emit)
 
@@ -206,6 +207,16 @@ class Cascade:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _wire_for(self, rung: Rung) -> dict[str, Any]:
+        """The rung's request params; when its checks require a JSON schema and the provider has a
+        ``json_mode``, the rung also asks for schema-constrained output (unless it sets its own)."""
+        wire = rung.params.to_wire()
+        style = getattr(rung.provider, "json_mode", None)
+        schema = schema_of(rung.validators if rung.validators is not None else self.validators)
+        if style and schema is not None and "response_format" not in wire:
+            wire["response_format"] = schema.response_format(style, strict=False)
+        return wire
 
     # ------------------------------------------------------------------ one request
 

@@ -3,19 +3,39 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from ._errors import ProviderError
+from ._errors import ConfigError, ProviderError
 from ._http import HttpProvider, read_usage
 from ._types import Completion, CompletionRequest, TokenLogprob
+
+if TYPE_CHECKING:
+    from .validators._schema import ResponseFormatStyle
 
 
 class OpenAICompatible(HttpProvider):
     """``POST {base_url}/chat/completions``. ``base_url`` includes the version, e.g.
     ``https://api.openai.com/v1`` or ``http://127.0.0.1:8080/v1``. ``api_key_env`` names the
-    environment variable holding the key (None for local servers that need none)."""
+    environment variable holding the key (None for local servers that need none).
+
+    ``json_mode`` is how this endpoint constrains output to a JSON schema; when a rung's checks require
+    a ``JsonSchema`` and the rung sets no ``response_format``, the engine asks for it in this style:
+    ``"openai"`` (structured outputs, non-strict), ``"llama_cpp"`` (llama.cpp's server), ``"json_object"``
+    (any JSON), or None (never). ``"auto"``: ``"openai"`` for api.openai.com, else None."""
 
     name = "openai"
+
+    def __init__(
+        self, base_url: str, *, json_mode: ResponseFormatStyle | Literal["auto"] | None = "auto", **kwargs: Any
+    ) -> None:
+        super().__init__(base_url, **kwargs)
+        if json_mode == "auto":
+            json_mode = "openai" if "api.openai.com" in self.base_url else None
+        if json_mode not in (None, "openai", "llama_cpp", "json_object"):
+            raise ConfigError(
+                f"json_mode: expected 'openai', 'llama_cpp', 'json_object', 'auto' or None, got {json_mode!r}"
+            )
+        self.json_mode: ResponseFormatStyle | None = json_mode
 
     async def complete(self, request: CompletionRequest) -> Completion:
         body: dict[str, Any] = {"model": request.model, "messages": list(request.messages)}

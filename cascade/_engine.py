@@ -209,13 +209,18 @@ class Cascade:
         self.close()
 
     def _wire_for(self, rung: Rung) -> dict[str, Any]:
-        """The rung's request params; when its checks require a JSON schema and the provider has a
-        ``json_mode``, the rung also asks for schema-constrained output (unless it sets its own)."""
+        """The rung's request params, plus what its checks need: schema-constrained output when they
+        require a JSON schema and the provider has a ``json_mode``, and each check's ``request_params``
+        (logprobs for ``Confidence``). What the rung sets itself wins."""
         wire = rung.params.to_wire()
+        check = rung.validators if rung.validators is not None else self.validators
         style = getattr(rung.provider, "json_mode", None)
-        schema = schema_of(rung.validators if rung.validators is not None else self.validators)
+        schema = schema_of(check)
         if style and schema is not None and "response_format" not in wire:
             wire["response_format"] = schema.response_format(style, strict=False)
+        for part in _parts(check):  # e.g. Confidence needs logprobs
+            for key, value in getattr(part, "request_params", {}).items():
+                wire.setdefault(key, value)
         return wire
 
     # ------------------------------------------------------------------ one request
@@ -525,6 +530,16 @@ async def _judge(completion: Completion, check: Validator | None, candidate: Can
     if check is None:
         return Verdict(True, "ok", validator="none")
     return await run_validator(check, candidate)
+
+
+def _parts(check: Any) -> list[Any]:
+    """The individual checks inside a composite (``&``, ``|``, lists), or the check itself."""
+    if check is None:
+        return []
+    inner = getattr(check, "validators", None)
+    if isinstance(inner, tuple):
+        return [leaf for part in inner for leaf in _parts(part)]
+    return [check]
 
 
 def _merge(wire: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

@@ -332,3 +332,22 @@ def test_a_schema_check_asks_for_json_mode_in_the_providers_style(server: TestSe
     assert OpenAICompatible("https://api.openai.com/v1").json_mode == "openai"
     with pytest.raises(ConfigError, match="json_mode"):
         OpenAICompatible(server.base_url, json_mode="xml")  # type: ignore[arg-type]
+
+
+def test_a_confidence_check_asks_the_rung_for_logprobs(server: TestServer) -> None:
+    from cascade.validators import Confidence, JsonSchema
+
+    p = OpenAICompatible(server.base_url)
+    checks = JsonSchema({"type": "object"}) & Confidence(0.5)
+    ladder = Ladder(
+        [
+            Rung(name="a", provider=p, model="a", price_in=1, price_out=1, validators=checks),
+            Rung(name="b", provider=p, model="b", price_in=1, price_out=1, params={"top_logprobs": 3}),
+        ]
+    )
+    cascade = Cascade(ladder, validators=Confidence(0.5))
+    assert cascade._rung_wire["a"]["logprobs"] is True and cascade._rung_wire["a"]["top_logprobs"] == 10
+    assert cascade._rung_wire["b"]["top_logprobs"] == 3  # the rung's own value wins
+    server.default(Reply(content="{}", logprobs=[("{}", -0.01, {"{}": -0.01})]))
+    result = cascade.run_sync(MSG)
+    assert result.answered_by == "a" and server.requests[0].body["logprobs"] is True

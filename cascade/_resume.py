@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import RequestError
-from ._logread import LogRead, iter_events
+from ._logread import LogRead, iter_lines
 from ._result import Attempt, CascadeResult
 from .validators._base import Verdict
 
@@ -59,7 +59,7 @@ class Resume:
         if not os.path.exists(out.path):
             return out
         attempts: dict[str, list[dict[str, Any]]] = {}
-        for event in iter_events(out.path, out.log.bad_lines):
+        for _, event in iter_lines(out.path, out.log.bad_lines.append):
             rid = event.get("request_id")
             if not isinstance(rid, str):
                 continue
@@ -100,7 +100,7 @@ class Resume:
             "v": 1,
             "path": self.path,
             "done": len(self.done),
-            "bad_lines": [{"lineno": b.lineno, "reason": b.reason, "torn": b.torn} for b in self.log.bad_lines],
+            "bad_lines": [b.as_dict() for b in self.log.bad_lines],
         }
 
 

@@ -167,7 +167,7 @@ def test_log_reader_and_resume_never_raise(tmp_path_factory: pytest.TempPathFact
     nonblank = sum(1 for line in data.split(b"\n") if line.strip())
     assert len(read.events) + len(read.bad_lines) == nonblank  # every line is either read or reported
     last = len(data.split(b"\n"))
-    assert all(b.lineno == last and not data.endswith(b"\n") for b in read.bad_lines if b.torn)
+    assert all(b.line == last and not data.endswith(b"\n") for b in read.bad_lines if b.torn)
     with pytest.warns(LogWarning) if read.bad_lines else contextlib.nullcontext():
         resume = Resume.load(path)
     for result in resume.done.values():

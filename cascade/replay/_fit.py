@@ -331,3 +331,63 @@ def _apply_calibration(fam: Family, policy: Policy, table: Table) -> None:
     """Replace the calibration fitted on ``table`` by the policy's (fitted on train)."""
     fam.rungs = policy.rungs
     fam.probs = [_prob(rung, fam.cols[j]) for j, rung in enumerate(policy.rungs[:-1])]
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """One way to fit a ladder (the arguments of :func:`fit_policy` that cross-validation compares)."""
+
+    method: str = "ltt"
+    target: str = "agreement"
+    epsilon: float = 0.05
+
+    @property
+    def label(self) -> str:
+        return f"{self.method}/{self.target}/{self.epsilon:g}"
+
+
+@dataclass(frozen=True)
+class CVResult:
+    """Held-out figures of one configuration, pooled over the folds: accuracy minus the top rung's
+    (points) and cost over the top rung's (one call), on the same held-out records."""
+
+    config: FitConfig
+    gap_points: float
+    cost_ratio: float
+
+
+def cross_validate(dataset: Dataset, ladder: Sequence[str], validator: str, configs: Sequence[FitConfig], *,
+                   records: Sequence[Record] | None = None, split: str = "train", folds: int = 5,
+                   delta: float = 0.1, max_rungs: int = 3, order: str = "interleave") -> list[CVResult]:
+    """K-fold cross-validation on the fitting records (folds by hash of the id): fit each
+    configuration on k-1 folds, replay the held-out fold, pool the held-out outcomes."""
+    recs = list(records) if records is not None else dataset.split(split)
+    if folds < 2 or len(recs) < folds:
+        raise ConfigError(f"folds: expected 2 <= folds <= {len(recs)} records, got {folds!r}")
+    ranked = sorted(recs, key=lambda r: hashlib.sha256(r.id.encode()).hexdigest())
+    parts = [ranked[i::folds] for i in range(folds)]
+    top = dataset.model(ladder[-1])
+    out = []
+    for cfg in configs:
+        acc = top_acc = cost = top_cost = 0.0
+        for i, held in enumerate(parts):
+            fit_on = [r for j, p in enumerate(parts) if j != i for r in p]
+            pol = fit_policy(dataset, ladder, validator, records=fit_on, target=cfg.target, epsilon=cfg.epsilon,
+                             delta=delta, method=cfg.method, max_rungs=max_rungs, order=order)
+            for r in held:
+                _, o, c = pol.decide(r)
+                t = rung_outcome(validator, r, top.model, prices=(top.price_in, top.price_out), order=order)
+                acc, cost, top_acc, top_cost = acc + o.correct, cost + c, top_acc + t.correct, top_cost + t.cost
+        out.append(CVResult(cfg, 100 * (acc - top_acc) / len(recs), cost / top_cost))
+    return out
+
+
+def select_by_cv(results: Sequence[CVResult], tolerance_points: float = 0.5) -> CVResult:
+    """The cheapest configuration whose held-out accuracy is at most ``tolerance_points`` below the
+    top rung's; if none is, the most accurate (then cheapest)."""
+    if not results:
+        raise ConfigError("select_by_cv: no cross-validation results to choose from")
+    ok = [r for r in results if r.gap_points >= -tolerance_points]
+    if ok:
+        return min(ok, key=lambda r: (r.cost_ratio, -r.gap_points))
+    return max(results, key=lambda r: (r.gap_points, -r.cost_ratio))

@@ -24,6 +24,7 @@ from cascade.replay._report import evaluate, summary_row
 VALIDATOR = {"mmlu": "confidence", "medmcqa": "confidence", "mot_date": "consistency",
              "extractgpt_ae110k": "schema"}  # the rest have no confidence or samples: agreement
 CV_GRID = [*(FitConfig("ltt", "agreement", e) for e in (0.03, 0.05, 0.08)),
+           *(FitConfig("ltt", "loss", e) for e in (0.02, 0.03, 0.05)),
            *(FitConfig("empirical", "agreement", e) for e in (0.01, 0.02, 0.03, 0.05, 0.08)),
            *(FitConfig("empirical", "match", e) for e in (0.0, 0.005))]
 
@@ -34,6 +35,8 @@ def main() -> int:
     ap.add_argument("--epsilon", default="0.05", help="one value or a comma-separated list (one row each)")
     ap.add_argument("--delta", type=float, default=0.1)
     ap.add_argument("--max-rungs", type=int, default=3)
+    ap.add_argument("--target", default="agreement", choices=["agreement", "loss"],
+                    help="risk of the LTT rows: disagreement with the top rung, or wrong where the top is right")
     ap.add_argument("--cv", action="store_true", help="add the row chosen by cross-validation on train")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
@@ -44,7 +47,7 @@ def main() -> int:
     head = ("dataset", "eps (LTT) or cv choice", "ladder (fitted on train)", "accuracy", "$/query",
             "best single (test)", "gap (pts)",
             "cost ratio", "goal", "APGR", "hull AUC", "oracle", "risk fit/bound/test", "s")
-    print(f"data: {data_dir}; target: agreement with the top rung; delta={args.delta}\n")
+    print(f"data: {data_dir}; target of the eps rows: {args.target} (LTT); delta={args.delta}\n")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     reports = []
@@ -60,7 +63,7 @@ def main() -> int:
             cfg = chosen.config
             label = f"cv: {cfg.label} (held-out gap {chosen.gap_points:+.2f}, cost {chosen.cost_ratio:.3f})"
         else:
-            cfg, label = FitConfig("ltt", "agreement", float(eps)), f"{float(eps):g}"
+            cfg, label = FitConfig("ltt", args.target, float(eps)), f"{float(eps):g}"
         pol = fit_policy(ds, ladder, validator, epsilon=cfg.epsilon, delta=args.delta, method=cfg.method,
                          target=cfg.target, max_rungs=args.max_rungs)
         rep = evaluate(ds, pol, "test")

@@ -113,3 +113,25 @@ def test_cross_validate_rejects_bad_folds():
     ds = dataset(separable(6))
     with pytest.raises(ConfigError, match="folds"):
         cross_validate(ds, ["cheap", "top"], "confidence", [FitConfig()], folds=10)
+
+
+def top_sometimes_wrong(n: int) -> list:
+    """cheap is always right and confident; top is wrong on every fifth query (so they disagree there)."""
+    from replay_helpers import PRICES, entry, record
+
+    return [record(f"w{i}", "A", {
+        "cheap": entry(["A"], "A", [0.9], price=PRICES["cheap"]),
+        "top": entry(["B" if i % 5 == 0 else "A"], "A", [0.9], price=PRICES["top"]),
+    }, split="train") for i in range(n)]
+
+
+def test_loss_target_does_not_count_disagreements_where_the_top_rung_is_wrong():
+    ds = dataset(top_sometimes_wrong(100))
+    # disagreement with the top is 20% > epsilon: only the top rung alone is certified
+    agree = fit_policy(ds, ["cheap", "top"], "confidence", target="agreement", epsilon=0.1)
+    assert agree.models == ["top"]
+    # wrong-where-the-top-is-right never happens: cheap answers everything, with a certified bound
+    loss = fit_policy(ds, ["cheap", "top"], "confidence", target="loss", epsilon=0.1)
+    assert loss.models == ["cheap", "top"] and loss.fit["risk"] == 0 and loss.fit["certified_ok"]
+    assert loss.fit["risk_bound"] == pytest.approx(clopper_pearson_upper(0, 100, 0.1 / 2))
+    assert loss.fit["accuracy"] == 1.0 and loss.fit["top_accuracy"] == pytest.approx(0.8)

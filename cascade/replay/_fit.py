@@ -2,7 +2,9 @@
 
 Method (Learn-Then-Test with fixed-sequence testing, Angelopoulos et al. 2021):
 * risk per query: ``agreement`` = the cascade's answer differs from the top rung's answer (labels
-  can come from the top rung alone); ``accuracy`` = the cascade's answer is wrong (needs gold);
+  can come from the top rung alone); ``loss`` = the top rung alone is right and the cascade is
+  wrong (needs gold; bounds the accuracy lost against the top rung, gains are not counted);
+  ``accuracy`` = the cascade's answer is wrong (needs gold);
 * each candidate ladder (a subset of the cheaper rungs plus the top, and for self-consistency the
   number of samples per rung) is a family; Bonferroni splits ``delta`` over the families;
 * inside a family the thresholds are tested from strict to lax; ``H0: risk > epsilon`` is rejected
@@ -177,6 +179,9 @@ def build_family(table: Table, models: Sequence[str], ks: Sequence[int], top: Co
 def risk_matrix(fam: Family, who: IArr, correct: FArr, top: Column, target: str) -> FArr:
     if target == "accuracy":
         return 1 - correct
+    if target == "loss":  # the top rung alone is right and the cascade is wrong
+        loss: FArr = top.correct[:, None] * (1 - correct)
+        return loss
     if target == "match":  # accuracy lost against the top rung alone (negative where the cascade gains)
         lost: FArr = top.correct[:, None] - correct
         return lost
@@ -205,8 +210,8 @@ def fit_policy(
     """Pick rungs, calibration and threshold minimising cost with risk <= epsilon (see module doc)."""
     if validator not in KINDS:
         raise ConfigError(f"validator: expected one of {list(KINDS)}, got {validator!r}")
-    if target not in ("agreement", "accuracy", "match"):
-        raise ConfigError(f"target: expected 'agreement', 'accuracy' or 'match', got {target!r}")
+    if target not in ("agreement", "loss", "accuracy", "match"):
+        raise ConfigError(f"target: expected 'agreement', 'loss', 'accuracy' or 'match', got {target!r}")
     if target == "match" and method != "empirical":
         raise ConfigError("target 'match' (accuracy within epsilon of the top rung) has a signed loss that the "
                           "Clopper-Pearson bound does not cover: use method='empirical'")

@@ -18,7 +18,7 @@ import time
 
 from cascade.replay import load_dataset
 from cascade.replay._data import default_data_dir, load_catalog
-from cascade.replay._fit import FitConfig, cross_validate, fit_policy, select_by_cv
+from cascade.replay._fit import CVResult, FitConfig, cross_validate, fit_policy, select_by_cv
 from cascade.replay._report import evaluate, summary_row
 
 VALIDATOR = {"mmlu": "confidence", "medmcqa": "confidence", "mot_date": "consistency",
@@ -51,6 +51,7 @@ def main() -> int:
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     reports = []
+    cv_tables: list[tuple[str, list[CVResult]]] = []
     for name, eps in ((n, e) for n in names for e in [*epsilons, *(["cv"] if args.cv else [])]):
         t0 = time.perf_counter()
         ds = load_dataset(name, data_dir)
@@ -60,6 +61,7 @@ def main() -> int:
         if eps == "cv":
             res = cross_validate(ds, ladder, validator, CV_GRID, delta=args.delta, max_rungs=args.max_rungs)
             chosen = select_by_cv(res)
+            cv_tables.append((name, res))
             cfg = chosen.config
             label = f"cv: {cfg.label} (held-out gap {chosen.gap_points:+.2f}, cost {chosen.cost_ratio:.3f})"
         else:
@@ -77,6 +79,9 @@ def main() -> int:
                                  f"{pol.fit['risk']:.3f}/{pol.fit['risk_bound']:.3f}/{rep['risk_on_split']:.3f}",
                                  f"{time.perf_counter() - t0:.0f}"]) + " |", flush=True)
         assert rep["engine_equals_simulation"], f"{name}: the Cascade run and the simulation disagree"
+    for name, res in cv_tables:
+        print(f"\n{name}: 5-fold CV on train, held-out gap (pts) / cost ratio per configuration")
+        print("; ".join(f"{r.config.label} {r.gap_points:+.2f}/{r.cost_ratio:.3f}" for r in res))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(reports, fh, indent=2)

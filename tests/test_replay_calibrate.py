@@ -135,3 +135,17 @@ def test_loss_target_does_not_count_disagreements_where_the_top_rung_is_wrong():
     assert loss.models == ["cheap", "top"] and loss.fit["risk"] == 0 and loss.fit["certified_ok"]
     assert loss.fit["risk_bound"] == pytest.approx(clopper_pearson_upper(0, 100, 0.1 / 2))
     assert loss.fit["accuracy"] == 1.0 and loss.fit["top_accuracy"] == pytest.approx(0.8)
+
+
+def test_report_measures_the_loss_through_the_engine():
+    from cascade.replay._report import evaluate
+
+    recs = top_sometimes_wrong(50)
+    for r in recs[:10]:  # now cheap is wrong (and unsure) on 10 queries, 8 of which the top gets right
+        r["responses"]["cheap"]["samples"][0].update(answer="C", text="C", correct=False, confidence=0.2)
+    ds = dataset(recs)
+    pol = fit_policy(ds, ["cheap", "top"], "confidence", target="loss", epsilon=0.3, method="empirical")
+    pol.threshold = 0.0  # accept every cheap answer: the loss is exactly the 8 queries above
+    rep = evaluate(ds, pol, "train")
+    assert rep["engine_equals_simulation"] and rep["risk_on_split"] == pytest.approx(8 / 50)
+    assert rep["accuracy"] == pytest.approx(40 / 50)

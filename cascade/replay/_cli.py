@@ -40,9 +40,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--validator", required=True, choices=["confidence", "consistency", "schema", "agreement"])
     p.add_argument("--data-dir", default=None,
                    help="folder with catalog.json (default: $CASCADE_DATA_DIR or ../shared/data)")
-    p.add_argument("--target", default="agreement", choices=["agreement", "accuracy", "match"],
-                   help="risk controlled by the fit: disagreement with the top rung, error, or accuracy lost "
-                        "against the top rung (match: --method empirical only)")
+    p.add_argument("--target", default="agreement", choices=["agreement", "loss", "accuracy", "match"],
+                   help="risk controlled by the fit: disagreement with the top rung; loss: wrong where the top "
+                        "rung is right (needs gold); error; or accuracy lost against the top rung net of gains "
+                        "(match: --method empirical only)")
     p.add_argument("--epsilon", type=float, default=0.05, help="allowed risk (default 0.05)")
     p.add_argument("--delta", type=float, default=0.1, help="allowed failure probability of the guarantee")
     p.add_argument("--method", default="ltt", choices=["ltt", "ltt-split", "empirical"],

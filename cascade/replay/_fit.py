@@ -2,7 +2,9 @@
 
 Method (Learn-Then-Test with fixed-sequence testing, Angelopoulos et al. 2021):
 * risk per query: ``agreement`` = the cascade's answer differs from the top rung's answer (labels
-  can come from the top rung alone); ``accuracy`` = the cascade's answer is wrong (needs gold);
+  can come from the top rung alone); ``loss`` = the top rung alone is right and the cascade is
+  wrong (needs gold; bounds the accuracy lost against the top rung, gains are not counted);
+  ``accuracy`` = the cascade's answer is wrong (needs gold);
 * each candidate ladder (a subset of the cheaper rungs plus the top, and for self-consistency the
   number of samples per rung) is a family; Bonferroni splits ``delta`` over the families;
 * inside a family the thresholds are tested from strict to lax; ``H0: risk > epsilon`` is rejected
@@ -177,6 +179,9 @@ def build_family(table: Table, models: Sequence[str], ks: Sequence[int], top: Co
 def risk_matrix(fam: Family, who: IArr, correct: FArr, top: Column, target: str) -> FArr:
     if target == "accuracy":
         return 1 - correct
+    if target == "loss":  # the top rung alone is right and the cascade is wrong
+        loss: FArr = top.correct[:, None] * (1 - correct)
+        return loss
     if target == "match":  # accuracy lost against the top rung alone (negative where the cascade gains)
         lost: FArr = top.correct[:, None] - correct
         return lost
@@ -205,8 +210,8 @@ def fit_policy(
     """Pick rungs, calibration and threshold minimising cost with risk <= epsilon (see module doc)."""
     if validator not in KINDS:
         raise ConfigError(f"validator: expected one of {list(KINDS)}, got {validator!r}")
-    if target not in ("agreement", "accuracy", "match"):
-        raise ConfigError(f"target: expected 'agreement', 'accuracy' or 'match', got {target!r}")
+    if target not in ("agreement", "loss", "accuracy", "match"):
+        raise ConfigError(f"target: expected 'agreement', 'loss', 'accuracy' or 'match', got {target!r}")
     if target == "match" and method != "empirical":
         raise ConfigError("target 'match' (accuracy within epsilon of the top rung) has a signed loss that the "
                           "Clopper-Pearson bound does not cover: use method='empirical'")
@@ -331,3 +336,63 @@ def _apply_calibration(fam: Family, policy: Policy, table: Table) -> None:
     """Replace the calibration fitted on ``table`` by the policy's (fitted on train)."""
     fam.rungs = policy.rungs
     fam.probs = [_prob(rung, fam.cols[j]) for j, rung in enumerate(policy.rungs[:-1])]
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """One way to fit a ladder (the arguments of :func:`fit_policy` that cross-validation compares)."""
+
+    method: str = "ltt"
+    target: str = "agreement"
+    epsilon: float = 0.05
+
+    @property
+    def label(self) -> str:
+        return f"{self.method}/{self.target}/{self.epsilon:g}"
+
+
+@dataclass(frozen=True)
+class CVResult:
+    """Held-out figures of one configuration, pooled over the folds: accuracy minus the top rung's
+    (points) and cost over the top rung's (one call), on the same held-out records."""
+
+    config: FitConfig
+    gap_points: float
+    cost_ratio: float
+
+
+def cross_validate(dataset: Dataset, ladder: Sequence[str], validator: str, configs: Sequence[FitConfig], *,
+                   records: Sequence[Record] | None = None, split: str = "train", folds: int = 5,
+                   delta: float = 0.1, max_rungs: int = 3, order: str = "interleave") -> list[CVResult]:
+    """K-fold cross-validation on the fitting records (folds by hash of the id): fit each
+    configuration on k-1 folds, replay the held-out fold, pool the held-out outcomes."""
+    recs = list(records) if records is not None else dataset.split(split)
+    if folds < 2 or len(recs) < folds:
+        raise ConfigError(f"folds: expected 2 <= folds <= {len(recs)} records, got {folds!r}")
+    ranked = sorted(recs, key=lambda r: hashlib.sha256(r.id.encode()).hexdigest())
+    parts = [ranked[i::folds] for i in range(folds)]
+    top = dataset.model(ladder[-1])
+    out = []
+    for cfg in configs:
+        acc = top_acc = cost = top_cost = 0.0
+        for i, held in enumerate(parts):
+            fit_on = [r for j, p in enumerate(parts) if j != i for r in p]
+            pol = fit_policy(dataset, ladder, validator, records=fit_on, target=cfg.target, epsilon=cfg.epsilon,
+                             delta=delta, method=cfg.method, max_rungs=max_rungs, order=order)
+            for r in held:
+                _, o, c = pol.decide(r)
+                t = rung_outcome(validator, r, top.model, prices=(top.price_in, top.price_out), order=order)
+                acc, cost, top_acc, top_cost = acc + o.correct, cost + c, top_acc + t.correct, top_cost + t.cost
+        out.append(CVResult(cfg, 100 * (acc - top_acc) / len(recs), cost / top_cost))
+    return out
+
+
+def select_by_cv(results: Sequence[CVResult], tolerance_points: float = 0.5) -> CVResult:
+    """The cheapest configuration whose held-out accuracy is at most ``tolerance_points`` below the
+    top rung's; if none is, the most accurate (then cheapest)."""
+    if not results:
+        raise ConfigError("select_by_cv: no cross-validation results to choose from")
+    ok = [r for r in results if r.gap_points >= -tolerance_points]
+    if ok:
+        return min(ok, key=lambda r: (r.cost_ratio, -r.gap_points))
+    return max(results, key=lambda r: (r.gap_points, -r.cost_ratio))

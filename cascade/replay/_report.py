@@ -34,10 +34,14 @@ def evaluate(dataset: Dataset, policy: Policy, split: str = "test") -> dict[str,
     same = all(o.rung == s[0] and o.correct == s[1].correct and abs(o.cost_usd - s[2]) < 1e-12
                for o, s in zip(outs, sim, strict=False))
     top = policy.rungs[-1].model
-    risk = sum(
-        1 for r, (j, o, _) in zip(records, sim, strict=True)
-        if j < len(policy.rungs) - 1 and (o.key is None or o.key != answer_key(r.responses[top].samples[0].answer))
-    ) / len(records)
+    if policy.target == "loss":
+        risk = sum(1 for r, (_, o, _) in zip(records, sim, strict=True)
+                   if r.responses[top].samples[0].correct and not o.correct) / len(records)
+    else:
+        risk = sum(
+            1 for r, (j, o, _) in zip(records, sim, strict=True)
+            if j < len(policy.rungs) - 1 and (o.key is None or o.key != answer_key(r.responses[top].samples[0].answer))
+        ) / len(records)
     acc = accuracy([o.correct for o in outs])
     cpq = cost_per_query([o.cost_usd for o in outs])
     n = len(outs)
@@ -72,7 +76,7 @@ def evaluate(dataset: Dataset, policy: Policy, split: str = "test") -> dict[str,
         "hull_auc": hull_auc(points, min(s.cost_per_query for s in singles), max(s.cost_per_query for s in singles)),
         "sweep": [{"cost_per_query": c, "accuracy": a} for c, a in points],
         "engine_equals_simulation": same,
-        "risk_on_split": risk if policy.target == "agreement" else 1 - acc,
+        "risk_on_split": risk if policy.target in ("agreement", "loss") else 1 - acc,
         "risk_bound_from_fit": policy.fit.get("risk_bound"),
         "policy": policy.to_json(),
     }

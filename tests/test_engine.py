@@ -306,3 +306,48 @@ def test_a_thousand_requests_at_concurrency_100_give_a_thousand_request_events(
     parsed = [json.loads(line) for line in log.read_text().splitlines()]  # a malformed line would raise here
     requests = [e for e in parsed if e["event"] == "request"]
     assert len(requests) == 1000 and len({e["request_id"] for e in requests}) == 1000
+
+
+def test_a_schema_check_asks_for_json_mode_in_the_providers_style(server: TestServer) -> None:
+    from cascade.validators import JsonSchema
+
+    schema = {"type": "object", "properties": {"label": {"enum": ["a", "b"]}}, "required": ["label"]}
+    server.default(Reply(content='{"label": "a"}'))
+    llama = OpenAICompatible(server.base_url, json_mode="llama_cpp")
+    plain = OpenAICompatible(server.base_url)  # "auto": not api.openai.com, so no json mode
+    own = {"type": "json_object"}
+    ladder = Ladder(
+        [
+            Rung(name="a", provider=llama, model="a", price_in=1, price_out=1, validators=[JsonSchema(schema)]),
+            Rung(name="b", provider=plain, model="b", price_in=1, price_out=1, validators=[JsonSchema(schema)]),
+            Rung(name="c", provider=llama, model="c", price_in=1, price_out=1, params={"response_format": own}),
+        ]
+    )
+    cascade = Cascade(ladder, validators=JsonSchema(schema))
+    cascade.run_sync(MSG)  # rung "a" accepts
+    body = server.requests[0].body
+    assert body["response_format"] == {"type": "json_object", "schema": schema}
+    assert "response_format" not in cascade._rung_wire["b"]
+    assert cascade._rung_wire["c"]["response_format"] == own  # the rung's own setting wins
+    assert OpenAICompatible("https://api.openai.com/v1").json_mode == "openai"
+    with pytest.raises(ConfigError, match="json_mode"):
+        OpenAICompatible(server.base_url, json_mode="xml")  # type: ignore[arg-type]
+
+
+def test_a_confidence_check_asks_the_rung_for_logprobs(server: TestServer) -> None:
+    from cascade.validators import Confidence, JsonSchema
+
+    p = OpenAICompatible(server.base_url)
+    checks = JsonSchema({"type": "object"}) & Confidence(0.5)
+    ladder = Ladder(
+        [
+            Rung(name="a", provider=p, model="a", price_in=1, price_out=1, validators=checks),
+            Rung(name="b", provider=p, model="b", price_in=1, price_out=1, params={"top_logprobs": 3}),
+        ]
+    )
+    cascade = Cascade(ladder, validators=Confidence(0.5))
+    assert cascade._rung_wire["a"]["logprobs"] is True and cascade._rung_wire["a"]["top_logprobs"] == 10
+    assert cascade._rung_wire["b"]["top_logprobs"] == 3  # the rung's own value wins
+    server.default(Reply(content="{}", logprobs=[("{}", -0.01, {"{}": -0.01})]))
+    result = cascade.run_sync(MSG)
+    assert result.answered_by == "a" and server.requests[0].body["logprobs"] is True

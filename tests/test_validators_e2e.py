@@ -154,10 +154,11 @@ def test_confidence_from_logprobs_escalates_unsure_label(server: TestServer, tmp
 
 
 def test_confidence_unavailable_and_verbalised(server: TestServer, tmp_path: Path) -> None:
-    # no logprobs asked for: the server sends none
+    # rungs that turn logprobs off (the engine would otherwise ask for them): the server sends none
     server.script("small-m", Reply(content='{"label": "billing"}'))
     server.script("large-m", Reply(content='{"label": "billing"}'))
-    with make(server, Confidence(0.5), on_exhausted="best_effort") as cascade:
+    no_logprobs = RequestParams(logprobs=False)
+    with make(server, Confidence(0.5), no_logprobs, on_exhausted="best_effort") as cascade:
         result = cascade.run_sync(MSG)
     assert [a.reasons for a in result.attempts] == [["confidence_unavailable"]] * 2 and not result.accepted
 
@@ -175,7 +176,7 @@ def test_confidence_unavailable_and_verbalised(server: TestServer, tmp_path: Pat
     server.responder("large-m", asks("large", "95%"))
     log = tmp_path / "verbal.jsonl"
     schema = JsonSchema(Ticket)
-    params = RequestParams(response_format=schema.response_format("llama_cpp"))
+    params = RequestParams(response_format=schema.response_format("llama_cpp"), logprobs=False)
     with make(server, schema & Confidence(0.5, on_unavailable="verbalize"), params, log=log) as cascade:
         result = cascade.run_sync(MSG)
     assert result.answered_by == "large" and result.output == '{"label": "billing"}'

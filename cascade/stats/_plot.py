@@ -33,9 +33,9 @@ def plot(data: dict[str, Any], series: Series | None, path: str) -> None:
             xs = [t for t, n in zip(times, reached, strict=False) if n]
             ys = [100 * lft / n for lft, n in zip(left, reached, strict=False) if n]
             ax1.plot(xs, ys, marker="o", markersize=3, linewidth=1.5, label=f"{name} (n={sum(reached):,})")
-        locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
+        locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call, unused-ignore]
         ax1.xaxis.set_major_locator(locator)
-        concise = mdates.ConciseDateFormatter(locator)  # type: ignore[no-untyped-call]
+        concise = mdates.ConciseDateFormatter(locator)  # type: ignore[no-untyped-call, unused-ignore]
         ax1.xaxis.set_major_formatter(concise)  # labels fit spans from seconds to years
     ax1.set_ylim(-2, 102)
     ax1.set_ylabel("escalation rate (%)")

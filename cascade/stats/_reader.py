@@ -1,20 +1,19 @@
-"""Stream events out of JSONL logs (plain or gzip), one line at a time, never failing on a bad line.
+"""Stream ``attempt`` and ``request`` events out of JSONL logs (plain or gzip), checked against the schema.
 
-A line that is not JSON, not an object, not a cascade event or has a field of the wrong type is
-reported as a :class:`BadLine` (file, line number, why) and skipped; the rest of the file is still read.
+Reading is :mod:`cascade._logread`'s (one line at a time, never failing on a bad line); on top, an
+event with a field of the wrong type is reported as a :class:`BadLine` (file, line number, why) and
+skipped; the rest of the file is still read.
 """
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
-import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import IO, Any, cast
+from typing import Any
 
-Event = dict[str, Any]
+from .._logread import BadLine, Event, LogFileError, iter_lines
+
+__all__ = ["BadLine", "Event", "LogFileError", "check_files", "read_events"]
 
 ATTEMPT_OUTCOMES = frozenset({"accepted", "escalated", "reask", "error", "skipped"})
 REQUEST_OUTCOMES = frozenset({"accepted", "exhausted", "error"})
@@ -28,20 +27,6 @@ _NUMBERS = (
     "attempts",
     "escalations",
 )
-
-
-class LogFileError(Exception):
-    """A log file that cannot be opened at all (missing, a directory, unreadable)."""
-
-
-@dataclass(frozen=True)
-class BadLine:
-    file: str
-    line: int
-    error: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "line": self.line, "error": self.error}
 
 
 def check_files(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
@@ -59,14 +44,6 @@ def check_files(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
     return out
 
 
-def _open(path: str) -> IO[bytes]:
-    with open(path, "rb") as f:
-        magic = f.read(2)
-    if magic == b"\x1f\x8b":
-        return cast(IO[bytes], gzip.open(path, "rb"))
-    return open(path, "rb")
-
-
 def read_events(
     paths: Iterable[str],
     on_bad: Callable[[BadLine], None],
@@ -77,46 +54,17 @@ def read_events(
     Events of another ``event`` kind (a later schema may add some) go to ``on_other`` if given.
     """
     for path in paths:
-        lineno = 0
-        try:
-            with _open(path) as f:
-                for lineno, raw in enumerate(f, start=1):
-                    if not raw.strip():
-                        continue
-                    event, error = parse_line(raw)
-                    if error is not None:
-                        on_bad(BadLine(path, lineno, error))
-                    elif event is not None:
-                        if event["event"] in ("attempt", "request"):
-                            yield event
-                        elif on_other is not None:
-                            on_other(event)
-        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-            on_bad(BadLine(path, lineno + 1, f"truncated or corrupt gzip stream: {exc}"))
-        except OSError as exc:
-            raise LogFileError(f"cannot read log file {path}: {exc}") from None
-
-
-def parse_line(raw: bytes) -> tuple[Event | None, str | None]:
-    """``(event, None)`` for a usable line, ``(None, reason)`` for a bad one."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return None, f"not UTF-8 text ({exc.reason} at byte {exc.start})"
-    try:
-        obj = _DECODER.decode(text)
-    except ValueError as exc:
-        snippet = text.strip()[:60]
-        return None, f"not valid JSON ({exc}); line starts {snippet!r}"
-    if not isinstance(obj, dict):
-        return None, f"not a JSON object: {type(obj).__name__}"
-    kind = obj.get("event")
-    if not isinstance(kind, str):
-        return None, f"not a cascade event: field 'event' is {kind!r}"
-    if kind not in ("attempt", "request"):
-        return obj, None
-    error = _check(obj, kind)
-    return (None, error) if error else (obj, None)
+        for lineno, event in iter_lines(path, on_bad):
+            kind = event["event"]
+            if kind not in ("attempt", "request"):
+                if on_other is not None:
+                    on_other(event)
+                continue
+            error = _check(event, kind)
+            if error is None:
+                yield event
+            else:
+                on_bad(BadLine(path, lineno, error))
 
 
 def _check(e: Event, kind: str) -> str | None:
@@ -160,10 +108,3 @@ def _is_number(v: Any) -> bool:
     """int or float (not bool); JSON numbers are always finite here (NaN/Infinity are refused)."""
     t = type(v)
     return t is int or t is float
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
-_DECODER = json.JSONDecoder(parse_constant=_no_constant)

@@ -106,7 +106,9 @@ class Resume:
 
 def _finished(event: Mapping[str, Any]) -> bool:
     outcome = event.get("outcome")
-    return outcome in FINAL and not (outcome == "error" and event.get("reason") == "cancelled")
+    if not isinstance(outcome, str) or outcome not in FINAL:  # a foreign or damaged line: not finished
+        return False
+    return not (outcome == "error" and event.get("reason") == "cancelled")
 
 
 def _rebuild(request: Mapping[str, Any], attempts: list[dict[str, Any]]) -> CascadeResult:

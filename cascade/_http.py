@@ -11,10 +11,12 @@ import ssl
 import time
 import weakref
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import SecretStr
+
+if TYPE_CHECKING:
+    import httpx
 
 from ._errors import CallerError, ConfigError, ProviderError
 
@@ -80,6 +82,8 @@ class HttpProvider:
             if not value:
                 raise ConfigError(f"api_key_env: environment variable {api_key_env!r} is not set or empty")
             self._api_key = SecretStr(value)
+        import httpx  # imported on first use: it is most of `import cascade`'s time
+
         self.timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
         self.headers = dict(headers or {})
         self.verify_tls = verify_tls
@@ -129,6 +133,8 @@ class HttpProvider:
             raise
 
     async def _post(self, url: str, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
+        import httpx
+
         deadline = None if self.total_timeout_s is None else time.monotonic() + self.total_timeout_s
         pool = self._pool()
         client = pool.acquire()
@@ -218,6 +224,8 @@ class _Pool:
     __slots__ = ("busy", "clients", "closed", "limits", "per", "ssl", "timeout", "verify")
 
     def __init__(self, max_connections: int, timeout: httpx.Timeout, verify: bool) -> None:
+        import httpx
+
         n = -(-max_connections // POOL_SHARD_CONNECTIONS)
         self.per = -(-max_connections // n)
         self.limits = httpx.Limits(max_connections=self.per, max_keepalive_connections=self.per)
@@ -229,6 +237,8 @@ class _Pool:
         self.closed = False
 
     def acquire(self) -> httpx.AsyncClient:
+        import httpx
+
         """The client for the next request, counted busy until :meth:`release`."""
         busy = self.busy
         per = self.per

@@ -57,6 +57,14 @@ class CallerError(ProviderError):
         super().__init__("caller", reason, message, status=status)
 
 
+class RequestError(CascadeError, ValueError):
+    """The messages or per-request options given to ``run`` are malformed; names the field and value."""
+
+
+class BudgetExhausted(CascadeError):
+    """The next call's worst-case cost does not fit in what is left of the request's budget."""
+
+
 class CascadeExhausted(CascadeError):
     """Every rung failed or was skipped; ``result`` holds the full account of what was tried."""
 

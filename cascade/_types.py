@@ -39,6 +39,8 @@ class Completion:
     ``cost_usd`` is set only by providers that know the real price of the call (a replay of recorded
     costs); otherwise the engine prices ``tokens_in``/``tokens_out`` at the rung's prices.
     ``confidence`` is a provider-reported confidence in [0, 1] where there are no token logprobs.
+    ``tokens_in``/``tokens_out`` of -1 mean the provider reported no usage: the engine then charges
+    an upper bound rather than nothing.
     """
 
     text: str

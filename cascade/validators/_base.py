@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from .._errors import CascadeError
+
 if TYPE_CHECKING:
     from .._types import Completion, Message
 
@@ -104,21 +106,34 @@ def validator_cost(v: object) -> int:
 
 
 async def run_validator(v: Validator, candidate: Candidate) -> Verdict:
-    """Run one validator; a validator that raises fails closed with reason ``validator_error``."""
+    """Run one validator; a validator that raises fails closed with reason ``validator_error``.
+
+    Provider errors and budget exhaustion raised by the candidate's ``sample``/``ask`` propagate, so
+    the engine records them with their own reason codes."""
     try:
         out = v.validate(candidate)
         verdict = await out if inspect.isawaitable(out) else out
+    except CascadeError:  # provider failures and budget exhaustion during samples: the engine decides
+        raise
     except Exception as exc:  # a buggy check must escalate, not crash the request
         return Verdict(False, "validator_error", detail=f"{type(exc).__name__}: {exc}", validator=validator_name(v))
     if not isinstance(verdict, Verdict):
         return Verdict(
-            False, "validator_error", detail=f"returned {type(verdict).__name__}, not Verdict",
+            False,
+            "validator_error",
+            detail=f"returned {type(verdict).__name__}, not Verdict",
             validator=validator_name(v),
         )
     if not verdict.validator:
         verdict = Verdict(
-            verdict.passed, verdict.reason, verdict.score, verdict.detail, validator_name(v),
-            verdict.value, verdict.text, verdict.children,
+            verdict.passed,
+            verdict.reason,
+            verdict.score,
+            verdict.detail,
+            validator_name(v),
+            verdict.value,
+            verdict.text,
+            verdict.children,
         )
     return verdict
 
@@ -145,7 +160,7 @@ class AllOf(BaseValidator):
         flat: list[Validator] = []
         for v in validators:
             flat.extend(v.validators if isinstance(v, AllOf) else [v])
-        self.validators = tuple(sorted(flat, key=validator_cost))  # sorted() is stable
+        self.validators: tuple[Validator, ...] = tuple(sorted(flat, key=validator_cost))  # sorted() is stable
         self.cost = max((validator_cost(v) for v in flat), default=0)
 
     async def validate(self, candidate: Candidate) -> Verdict:
@@ -158,8 +173,9 @@ class AllOf(BaseValidator):
             if verdict.text is not None:
                 candidate.text = verdict.text
             if not verdict.passed:
-                return Verdict(False, verdict.reason, verdict.score, verdict.detail, self.name,
-                               children=tuple(verdicts))
+                return Verdict(
+                    False, verdict.reason, verdict.score, verdict.detail, self.name, children=tuple(verdicts)
+                )
         return Verdict(True, "ok", None, "", self.name, candidate.parsed, None, tuple(verdicts))
 
 
@@ -172,7 +188,7 @@ class AnyOf(BaseValidator):
         flat: list[Validator] = []
         for v in validators:
             flat.extend(v.validators if isinstance(v, AnyOf) else [v])
-        self.validators = tuple(sorted(flat, key=validator_cost))
+        self.validators: tuple[Validator, ...] = tuple(sorted(flat, key=validator_cost))
         self.cost = max((validator_cost(v) for v in flat), default=0)
 
     async def validate(self, candidate: Candidate) -> Verdict:
@@ -216,7 +232,7 @@ def check(
     """
 
     def wrap(f: Callable[[Candidate], bool | Verdict | Awaitable[bool | Verdict]]) -> Check:
-        return Check(f, name or getattr(f, "__name__", "check"))
+        return Check(f, name or str(getattr(f, "__name__", "check")))
 
     return wrap(fn) if fn is not None else wrap
 

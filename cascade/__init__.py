@@ -1,0 +1,50 @@
+"""cascade-router: send each request to the cheapest model first, escalate when its answer fails checks,
+and account for every call."""
+
+from ._anthropic import Anthropic
+from ._engine import Cascade
+from ._errors import (
+    BudgetExhausted,
+    CallerError,
+    CascadeError,
+    CascadeExhausted,
+    ConfigError,
+    ProviderError,
+    RequestError,
+)
+from ._events import EventSink, JsonlSink, MemorySink, StructlogSink, add_timestamp
+from ._ladder import Ladder, RequestParams, RetryPolicy, Rung
+from ._openai import OpenAICompatible
+from ._provider import Provider
+from ._result import Attempt, CascadeResult
+from ._types import Completion, CompletionRequest, TokenLogprob
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Anthropic",
+    "Attempt",
+    "BudgetExhausted",
+    "CallerError",
+    "Cascade",
+    "CascadeError",
+    "CascadeExhausted",
+    "CascadeResult",
+    "Completion",
+    "CompletionRequest",
+    "ConfigError",
+    "EventSink",
+    "JsonlSink",
+    "Ladder",
+    "MemorySink",
+    "OpenAICompatible",
+    "Provider",
+    "ProviderError",
+    "RequestError",
+    "RequestParams",
+    "RetryPolicy",
+    "Rung",
+    "StructlogSink",
+    "TokenLogprob",
+    "add_timestamp",
+]

@@ -1,0 +1,206 @@
+"""What the HTTP providers share: a pooled httpx client per event loop, a secret API key, bounded
+response reading, and the mapping of HTTP failures onto the error taxonomy."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import os
+import time
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from ._errors import CallerError, ConfigError, ProviderError
+
+DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: a number, or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class HttpProvider:
+    """Base of the HTTP providers. One provider object works across event loops (``run_sync`` and
+    ``asyncio.run`` in one process): httpx clients are bound to a loop, so each loop gets its own."""
+
+    name = "http"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key_env: str | None = None,
+        timeout_s: float = 60.0,
+        connect_timeout_s: float = 10.0,
+        headers: Mapping[str, str] | None = None,
+        verify_tls: bool = True,
+        max_connections: int = 512,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"base_url: expected an http:// or https:// URL, got {base_url!r}")
+        if timeout_s <= 0 or connect_timeout_s <= 0:
+            raise ConfigError(f"timeout_s/connect_timeout_s: must be > 0, got {timeout_s!r}/{connect_timeout_s!r}")
+        self.base_url = base_url.rstrip("/")
+        self.api_key_env = api_key_env
+        self._api_key: SecretStr | None = None
+        if api_key_env is not None:
+            value = os.environ.get(api_key_env)
+            if not value:
+                raise ConfigError(f"api_key_env: environment variable {api_key_env!r} is not set or empty")
+            self._api_key = SecretStr(value)
+        self.timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
+        self.headers = dict(headers or {})
+        self.verify_tls = verify_tls
+        self.limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self.max_response_bytes = max_response_bytes
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key_env={self.api_key_env!r})"
+
+    def _secret(self) -> str | None:
+        return self._api_key.get_secret_value() if self._api_key is not None else None
+
+    def _client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None or client.is_closed:
+            client = httpx.AsyncClient(timeout=self.timeout, limits=self.limits, verify=self.verify_tls)
+            self._clients[loop] = client
+        return client
+
+    async def aclose(self) -> None:
+        """Close this loop's client; clients of loops that are gone are dropped with them."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        client = self._clients.pop(loop, None)
+        if client is not None:
+            await client.aclose()
+
+    async def _post_json(self, url: str, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
+        """POST and return the JSON body of a 2xx answer; raise a classified ProviderError otherwise."""
+        try:
+            async with self._client().stream("POST", url, json=body, headers=headers) as resp:
+                declared = resp.headers.get("content-length")
+                if declared is not None and declared.isdigit() and int(declared) > self.max_response_bytes:
+                    raise ProviderError(
+                        "rung_fatal",
+                        "response_too_large",
+                        f"{self.name}: response of {declared} bytes exceeds "
+                        f"max_response_bytes={self.max_response_bytes}",
+                        status=resp.status_code,
+                    )
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in resp.aiter_bytes():
+                    size += len(chunk)
+                    if size > self.max_response_bytes:
+                        raise ProviderError(
+                            "rung_fatal",
+                            "response_too_large",
+                            f"{self.name}: response exceeds max_response_bytes={self.max_response_bytes}",
+                            status=resp.status_code,
+                        )
+                    chunks.append(chunk)
+                raw = b"".join(chunks)
+                status = resp.status_code
+                resp_headers = resp.headers
+        except ProviderError:
+            raise
+        except httpx.TimeoutException as exc:
+            raise ProviderError("transient", "timeout", f"{self.name}: {type(exc).__name__} calling {url}") from None
+        except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError) as exc:
+            raise ProviderError(
+                "transient", "connection_error", f"{self.name}: {type(exc).__name__} calling {url}: {exc}"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise ProviderError("transient", "connection_error", f"{self.name}: {type(exc).__name__}: {exc}") from None
+
+        if status >= 300:
+            raise self._classify(status, raw, resp_headers)
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise ProviderError(
+                "rung_fatal",
+                "bad_response",
+                f"{self.name}: HTTP {status} with a body that is not JSON: {raw[:120]!r}",
+                status=status,
+            ) from None
+        if not isinstance(data, dict):
+            raise ProviderError("rung_fatal", "bad_response", f"{self.name}: JSON body is not an object", status=status)
+        return data
+
+    def _classify(self, status: int, raw: bytes, headers: httpx.Headers) -> ProviderError:
+        """Map a non-2xx answer onto transient / rung_fatal / caller with a reason code."""
+        message, code = _error_text(raw)
+        text = f"{self.name}: HTTP {status}: {message}"[:500]
+        lowered = f"{code} {message}".lower()
+        if status == 429:
+            return ProviderError(
+                "transient",
+                "rate_limited",
+                text,
+                status=status,
+                retry_after=parse_retry_after(headers.get("retry-after")),
+            )
+        if status in (408, 409) or status >= 500:
+            return ProviderError(
+                "transient",
+                "server_error",
+                text,
+                status=status,
+                retry_after=parse_retry_after(headers.get("retry-after")),
+            )
+        if status in (401, 403):
+            return ProviderError("rung_fatal", "auth_failed", text, status=status)
+        if status == 404:
+            return ProviderError("rung_fatal", "model_not_found", text, status=status)
+        if (
+            "context_length" in lowered
+            or "context length" in lowered
+            or "too long" in lowered
+            or ("maximum context" in lowered)
+        ):
+            return ProviderError("rung_fatal", "context_length_exceeded", text, status=status)
+        if "content_policy" in lowered or "content_filter" in lowered or "safety" in lowered:
+            return ProviderError("rung_fatal", "content_policy", text, status=status)
+        if status in (400, 422):
+            return CallerError("bad_request", text, status=status)
+        return ProviderError("rung_fatal", f"http_{status}", text, status=status)
+
+
+def _error_text(raw: bytes) -> tuple[str, str]:
+    """The message and code of an OpenAI- or Anthropic-style error body (or the start of any body)."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return raw[:200].decode("utf-8", "replace").strip() or "(empty body)", ""
+    err = data.get("error") if isinstance(data, dict) else None
+    if isinstance(err, dict):
+        return str(err.get("message", "")), str(err.get("code") or err.get("type") or "")
+    if isinstance(err, str):
+        return err, ""
+    return json.dumps(data)[:200], ""

@@ -1,0 +1,91 @@
+"""The account of one request: every attempt, what it cost and why it escalated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .validators._base import Verdict
+
+AttemptOutcome = Literal["accepted", "escalated", "reask", "error", "skipped"]
+RequestOutcome = Literal["accepted", "exhausted", "error"]
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One try of one rung: the first call, its retries and any samples or extra asks its checks made."""
+
+    index: int
+    rung: str
+    model: str
+    outcome: AttemptOutcome = "error"
+    reasons: list[str] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    calls: int = 0
+    retries: int = 0
+    error: dict[str, Any] | None = None
+    output: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "rung": self.rung,
+            "model": self.model,
+            "outcome": self.outcome,
+            "reasons": list(self.reasons),
+            "verdicts": [v.as_dict() for v in self.verdicts],
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "cost_usd": self.cost_usd,
+            "latency_ms": self.latency_ms,
+            "calls": self.calls,
+            "retries": self.retries,
+            "error": self.error,
+            "output": self.output,
+        }
+
+
+@dataclass(slots=True)
+class CascadeResult:
+    """What ``Cascade.run`` returns. ``cost_usd`` is the sum over every call the request caused."""
+
+    request_id: str
+    output: str | None = None
+    parsed: Any = None
+    answered_by: str | None = None
+    accepted: bool = False
+    outcome: RequestOutcome = "exhausted"
+    attempts: list[Attempt] = field(default_factory=list)
+    escalations: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    error: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tokens_in(self) -> int:
+        return sum(a.tokens_in for a in self.attempts)
+
+    @property
+    def tokens_out(self) -> int:
+        return sum(a.tokens_out for a in self.attempts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "request_id": self.request_id,
+            "output": self.output,
+            "parsed": self.parsed.model_dump() if hasattr(self.parsed, "model_dump") else self.parsed,
+            "answered_by": self.answered_by,
+            "accepted": self.accepted,
+            "outcome": self.outcome,
+            "attempts": [a.to_dict() for a in self.attempts],
+            "escalations": self.escalations,
+            "cost_usd": self.cost_usd,
+            "latency_ms": self.latency_ms,
+            "error": self.error,
+            "metadata": self.metadata,
+        }

@@ -24,9 +24,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
 
+from .._ladder import Rung
+from .._openai import OpenAICompatible
 from ._errors import LocalLadderUnavailable, LocalServerError
 from ._models import DEFAULT_MODELS, RUNTIME_REQUIREMENT, ModelSpec, weight_requirements
 from ._process import ManagedProcess, TerminateAsInterrupt, free_port, stop_all
@@ -155,6 +158,16 @@ class LocalLadder:
 
     def __iter__(self) -> Iterator[LocalRung]:
         return iter(self._rungs)
+
+    def rung(self, name: str, *, timeout_s: float = 300.0, **options: Any) -> Rung:
+        """A cascade :class:`~cascade.Rung` for the running rung ``name``: provider, model alias and
+        notional prices filled in; ``options`` are the other ``Rung`` fields (params, validators, ...).
+        The timeout is generous because each server answers one request at a time."""
+        r = self[name]
+        provider = OpenAICompatible(r.base_url, timeout_s=timeout_s)
+        return Rung(
+            name=r.name, provider=provider, model=r.model, price_in=r.price_in, price_out=r.price_out, **options
+        )
 
     def _claim(self) -> None:
         if self._started:

@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 LOCAL_STAMP := $(VENV)/.installed-local
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: install lint typecheck test demo local local-if-possible clean
 
@@ -42,6 +43,10 @@ local: $(LOCAL_STAMP)
 # Never fails: when the local ladder cannot be installed, the real-model tests skip and say why.
 local-if-possible: install
 	@$(MAKE) --no-print-directory local || echo "== make local failed (see above): the real-model tests will be skipped =="
+
+# The demo: a real 3-rung cascade on the local ladder, with its report and escalation log.
+demo: local
+	$(BIN)/cascade demo $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -8,7 +8,9 @@ import sys
 from collections.abc import Sequence
 
 # One line per subcommand module; each defines register(subparsers) and sets a ``func`` default.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "cascade.demo._cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

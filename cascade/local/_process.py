@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import threading
-import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -104,7 +103,8 @@ class ManagedProcess:
         _live.discard(self)
 
 
-_live: weakref.WeakSet[ManagedProcess] = weakref.WeakSet()
+_live: set[ManagedProcess] = set()
+"""Strong references: a ladder dropped without close() is still stopped at exit."""
 
 
 def stop_all(processes: Sequence[ManagedProcess], timeout: float = 5.0) -> None:

@@ -39,6 +39,9 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--no-baseline", action="store_true", help="skip the top-rung-alone comparison")
     p.add_argument("--log", default=None, help="escalation log path (default: out/cascade-demo-<time>.jsonl)")
+    p.add_argument(
+        "--threads", type=int, default=2, help="llama.cpp threads per server (1 is faster on a busy machine)"
+    )
     p.add_argument("--cache-dir", default=None, help="where the assembled models are kept")
     p.set_defaults(func=main)
 
@@ -56,6 +59,8 @@ def _parse(args: argparse.Namespace) -> tuple[list[Task], Tuning]:
         value = getattr(args, flag)
         if not 0 <= value <= 1:
             raise SystemExit(f"cascade demo: --{flag.replace('_', '-')} must be in [0, 1], got {value}")
+    if args.threads < 1:
+        raise SystemExit(f"cascade demo: --threads must be >= 1, got {args.threads}")
     if args.limit is not None and args.limit < 1:
         raise SystemExit(f"cascade demo: --limit must be >= 1, got {args.limit}")
     tuning = Tuning(rungs, args.ticket_threshold, args.invoice_threshold, args.small_schema)
@@ -93,7 +98,7 @@ def _progress(label: str, total: int) -> Iterator[Callable[[int, ItemOutcome], N
 async def _demo(tasks: list[Task], tuning: Tuning, args: argparse.Namespace, log_path: Path) -> str:
     runs: list[tuple[TaskRun, TaskRun | None]] = []
     t0 = time.perf_counter()
-    async with LocalLadder(cache_dir=args.cache_dir) as local:
+    async with LocalLadder(cache_dir=args.cache_dir, n_threads=args.threads) as local:
         print(f"local ladder up in {time.perf_counter() - t0:.1f} s: {local}", flush=True)
         for task in tasks:
             items = load_items(task)[: args.limit]

@@ -24,7 +24,7 @@ class Tuning:
 
     rungs: tuple[str, ...] = ("small", "medium", "large")
     ticket_threshold: float = 0.6
-    invoice_threshold: float = 0.5
+    invoice_threshold: float = 0.7
     small_schema: bool = False
 
 

@@ -116,7 +116,7 @@ async def _demo(tasks: list[Task], tuning: Tuning, args: argparse.Namespace, log
                     )  # fmt: skip
             runs.append((cascade, baseline))
     sources = {m.name: m.price_source for m in DEFAULT_MODELS}
-    return full_report(runs, sources, str(log_path))
+    return full_report(runs, sources, str(log_path), args.threads)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -62,8 +62,10 @@ def task_report(cascade: TaskRun, baseline: TaskRun | None) -> list[str]:
     return lines
 
 
-def full_report(runs: Sequence[tuple[TaskRun, TaskRun | None]], sources: dict[str, str], log_path: str | None) -> str:
-    lines = ["cascade demo: real models on the offline ladder (llama.cpp, 2 threads, temperature 0)"]
+def full_report(
+    runs: Sequence[tuple[TaskRun, TaskRun | None]], sources: dict[str, str], log_path: str | None, threads: int = 2
+) -> str:
+    lines = [f"cascade demo: real models on the offline ladder (llama.cpp, {threads} thread(s), temperature 0)"]
     if runs:
         lines.append(prices_line(runs[0][0].rungs, sources))
     for cascade, baseline in runs:

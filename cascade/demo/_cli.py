@@ -98,7 +98,8 @@ def _progress(label: str, total: int) -> Iterator[Callable[[int, ItemOutcome], N
 async def _demo(tasks: list[Task], tuning: Tuning, args: argparse.Namespace, log_path: Path) -> str:
     runs: list[tuple[TaskRun, TaskRun | None]] = []
     t0 = time.perf_counter()
-    async with LocalLadder(cache_dir=args.cache_dir, n_threads=args.threads) as local:
+    models = [m for m in DEFAULT_MODELS if m.name in tuning.rungs]  # start only the rungs in use
+    async with LocalLadder(models, cache_dir=args.cache_dir, n_threads=args.threads) as local:
         print(f"local ladder up in {time.perf_counter() - t0:.1f} s: {local}", flush=True)
         for task in tasks:
             items = load_items(task)[: args.limit]

@@ -336,8 +336,10 @@ def test_real_ladder_async_context_manager() -> None:
                 assert r.json()["data"][0]["id"] == "small"
             return [r.pid for r in local.rungs]
 
+    before = signal.getsignal(signal.SIGTERM)
     pids = asyncio.run(main())
     assert _wait_dead(pids, timeout=0.5) == []
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler set while running is restored
 
 
 @pytest.mark.local_models

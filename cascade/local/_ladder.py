@@ -260,6 +260,12 @@ class LocalLadder:
     def close(self) -> None:
         """Stop every server (SIGTERM, then SIGKILL after ``stop_timeout``); idempotent."""
         try:
+            self._stop_servers()
+        finally:
+            self._sigterm.__exit__(None, None, None)
+
+    def _stop_servers(self) -> None:
+        try:
             stop_all(self._procs, self.stop_timeout)
         finally:
             self._procs.clear()
@@ -267,10 +273,13 @@ class LocalLadder:
             if self._log_dir is not None:
                 shutil.rmtree(self._log_dir, ignore_errors=True)
                 self._log_dir = None
-            self._sigterm.__exit__(None, None, None)
 
     async def aclose(self) -> None:
-        await asyncio.to_thread(self.close)
+        """:meth:`close` without blocking the loop; the SIGTERM handler is restored in this thread."""
+        try:
+            await asyncio.to_thread(self._stop_servers)
+        finally:
+            self._sigterm.__exit__(None, None, None)
 
     def __enter__(self) -> LocalLadder:
         return self.start()

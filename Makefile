@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 lint: install
-	$(BIN)/ruff check cascade tests examples benchmarks
+	$(BIN)/ruff check $(wildcard cascade tests examples benchmarks)
 
 typecheck: install
 	$(BIN)/mypy

@@ -2,6 +2,7 @@
 and account for every call."""
 
 from ._anthropic import Anthropic
+from ._breaker import CircuitBreaker
 from ._engine import Cascade
 from ._errors import (
     BudgetExhausted,
@@ -30,6 +31,7 @@ __all__ = [
     "CascadeError",
     "CascadeExhausted",
     "CascadeResult",
+    "CircuitBreaker",
     "Completion",
     "CompletionRequest",
     "ConfigError",

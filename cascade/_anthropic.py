@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._errors import ProviderError
-from ._http import HttpProvider
+from ._http import HttpProvider, read_usage
 from ._types import Completion, CompletionRequest
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -66,12 +66,7 @@ def parse_message(data: Mapping[str, Any]) -> Completion:
     text = "".join(
         str(block.get("text", "")) for block in content if isinstance(block, Mapping) and block.get("type") == "text"
     )
-    usage = data.get("usage")
-    tokens_in = tokens_out = -1
-    if isinstance(usage, Mapping):
-        it, ot = usage.get("input_tokens"), usage.get("output_tokens")
-        if isinstance(it, int) and isinstance(ot, int) and it >= 0 and ot >= 0:
-            tokens_in, tokens_out = it, ot
+    tokens_in, tokens_out = read_usage(data.get("usage"), "input_tokens", "output_tokens")
     stop = data.get("stop_reason")
     return Completion(
         text=text,

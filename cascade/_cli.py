@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 # One line per subcommand module; each defines register(subparsers) and sets a ``func`` default.
 COMMAND_MODULES: tuple[str, ...] = (
+    "cascade.stats._cli",
+    "cascade.replay._cli",
     "cascade.demo._cli",
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import threading
 import time
 import uuid
@@ -13,19 +14,24 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from ._breaker import Breakers, CircuitBreaker
 from ._errors import BudgetExhausted, CascadeError, CascadeExhausted, ConfigError, ProviderError, RequestError
 from ._events import ContentPolicy, Event, EventLog, EventSink, LogContent, Processor, add_timestamp, make_sink
 from ._ladder import Ladder, RequestParams, Rung
 from ._ledger import Budget, TokenCounter, call_cost, prompt_token_bound
 from ._result import Attempt, CascadeResult
+from ._resume import Resume
 from ._retry import call_with_retries
 from ._types import Completion, CompletionRequest, Message
 from .validators._base import Candidate, Validator, Verdict, as_validator, run_validator
+from .validators._feedback import reask_messages
+from .validators._schema import schema_of
 
 OnExhausted = Literal["raise", "best_effort"]
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
 MAX_TOKENS_UNDER_BUDGET = 4096
 """``max_tokens`` sent under a budget when the rung sets none (the budget may afford less)."""
+_COOLING = "circuit open after repeated failures: rung skipped without a call until its cool-down ends"
 
 
 @dataclass(slots=True)
@@ -47,7 +53,8 @@ class Cascade:
     :class:`CascadeExhausted` (carrying the result) when no rung accepts; ``"best_effort"`` returns the
     strongest rung's answer with ``accepted=False``. ``log`` is a JSONL path, an ``EventSink``, a
     structlog logger, or a list of these. Prompts and outputs reach the log only if ``log_content``
-    says so (``"hash"`` is an HMAC keyed by ``log_hash_key``).
+    says so (``"hash"`` is an HMAC keyed by ``log_hash_key``). ``breaker`` is the default
+    :class:`CircuitBreaker` of rungs that set none (see ``cascade._breaker``).
     """
 
     def __init__(
@@ -63,6 +70,7 @@ class Cascade:
         processors: Sequence[Processor] | None = None,
         token_counter: TokenCounter = prompt_token_bound,
         sample_temperature: float = 0.7,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.ladder = ladder if isinstance(ladder, Ladder) else Ladder(list(ladder))
         self.validators = as_validator(validators)
@@ -79,8 +87,9 @@ class Cascade:
         self.sample_temperature = sample_temperature
         self._top = self.ladder.top
         self._rung_names = [r.name for r in self.ladder.rungs]
-        self._rung_wire = {r.name: r.params.to_wire() for r in self.ladder.rungs}
+        self._rung_wire = {r.name: self._wire_for(r) for r in self.ladder.rungs}
         self._local = threading.local()
+        self.breakers = Breakers.for_rungs(self.ladder.rungs, breaker, self.events.emit)
 
     def __repr__(self) -> str:
         return f"Cascade(rungs={self._rung_names!r}, budget_usd={self.budget_usd!r}, log={self.sink!r})"
@@ -116,19 +125,31 @@ class Cascade:
         """Blocking ``run`` for code without an event loop (one private loop per thread, reused)."""
         return self._loop().run_until_complete(self.run(messages, **kwargs))
 
-    async def imap(self, inputs: Iterable[Any], *, concurrency: int = 16) -> AsyncIterator[tuple[int, CascadeResult]]:
+    async def imap(
+        self, inputs: Iterable[Any], *, concurrency: int = 16, resume_from: str | os.PathLike[str] | None = None
+    ) -> AsyncIterator[tuple[int, CascadeResult]]:
         """Yield ``(index, result)`` as requests finish, with at most ``concurrency`` in flight and
         memory bounded by that, not by the batch. Each item is a message list or a dict with
         ``messages`` and optionally ``metadata``, ``request_id`` and request params. A failing item
-        yields a result with ``outcome="exhausted"`` or ``"error"``; it never stops the batch."""
+        yields a result with ``outcome="exhausted"`` or ``"error"``; it never stops the batch.
+        ``resume_from`` (a JSONL log of an earlier run) skips items that already ended there
+        (see ``cascade._resume``)."""
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ConfigError(f"concurrency: expected an integer >= 1, got {concurrency!r}")
         items = enumerate(inputs)
         queue: asyncio.Queue[tuple[int, CascadeResult] | None] = asyncio.Queue(maxsize=concurrency * 2)
+        resume = None if resume_from is None else Resume.load(resume_from)
+        if resume is not None:
+            self.events.emit(resume.summary_event())
 
         async def worker() -> None:
             try:
                 for index, item in items:
+                    if resume is not None:
+                        item, done = resume.prepare(item)  # the item with its stable request id
+                        if done is not None:
+                            await queue.put((index, done))
+                            continue
                     await queue.put((index, await self._run_item(item)))
             finally:
                 await queue.put(None)
@@ -147,15 +168,19 @@ class Cascade:
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
 
-    async def map(self, inputs: Iterable[Any], *, concurrency: int = 16) -> list[CascadeResult]:
+    async def map(
+        self, inputs: Iterable[Any], *, concurrency: int = 16, resume_from: str | os.PathLike[str] | None = None
+    ) -> list[CascadeResult]:
         """Run a batch; results in input order, per-item failures isolated (see ``imap``)."""
         out: dict[int, CascadeResult] = {}
-        async for index, result in self.imap(inputs, concurrency=concurrency):
+        async for index, result in self.imap(inputs, concurrency=concurrency, resume_from=resume_from):
             out[index] = result
         return [out[i] for i in range(len(out))]
 
-    def map_sync(self, inputs: Iterable[Any], *, concurrency: int = 16) -> list[CascadeResult]:
-        return self._loop().run_until_complete(self.map(inputs, concurrency=concurrency))
+    def map_sync(
+        self, inputs: Iterable[Any], *, concurrency: int = 16, resume_from: str | os.PathLike[str] | None = None
+    ) -> list[CascadeResult]:
+        return self._loop().run_until_complete(self.map(inputs, concurrency=concurrency, resume_from=resume_from))
 
     async def aclose(self) -> None:
         """Close the providers' connections of the running loop and the log sink."""
@@ -183,6 +208,21 @@ class Cascade:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _wire_for(self, rung: Rung) -> dict[str, Any]:
+        """The rung's request params, plus what its checks need: schema-constrained output when they
+        require a JSON schema and the provider has a ``json_mode``, and each check's ``request_params``
+        (logprobs for ``Confidence``). What the rung sets itself wins."""
+        wire = rung.params.to_wire()
+        check = rung.validators if rung.validators is not None else self.validators
+        style = getattr(rung.provider, "json_mode", None)
+        schema = schema_of(check)
+        if style and schema is not None and "response_format" not in wire:
+            wire["response_format"] = schema.response_format(style, strict=False)
+        for part in _parts(check):  # e.g. Confidence needs logprobs
+            for key, value in getattr(part, "request_params", {}).items():
+                wire.setdefault(key, value)
+        return wire
+
     # ------------------------------------------------------------------ one request
 
     def _new_request(
@@ -207,6 +247,12 @@ class Cascade:
 
     async def _try_rung(self, req: _Request, index: int, rung: Rung) -> bool:
         """Try one rung (with its re-asks); True when an answer is accepted."""
+        if not self.breakers.allow(rung.name):  # circuit open: skip without a call (cascade._breaker)
+            attempt = Attempt(index=len(req.result.attempts), rung=rung.name, model=rung.model)
+            req.result.attempts.append(attempt)
+            attempt.error = {"kind": "breaker", "reason": "rung_cooling_down", "status": None, "message": _COOLING}
+            self._close_attempt(req, rung, attempt, time.perf_counter(), "skipped", ["rung_cooling_down"])
+            return False
         check = rung.validators if rung.validators is not None else self.validators
         messages = list(req.messages)
         wire = {**self._rung_wire[rung.name], **req.params}
@@ -224,7 +270,7 @@ class Cascade:
                     model=rung.model,
                     params=wire,
                     sampler=lambda k, m=messages, a=attempt: self._samples(req, rung, m, wire, a, k),  # type: ignore[misc]
-                    asker=lambda msgs, p, a=attempt: self._call(req, rung, msgs, {**wire, **p}, a),  # type: ignore[misc]
+                    asker=lambda msgs, p, a=attempt: self._call(req, rung, msgs, _merge(wire, p), a),  # type: ignore[misc]
                 )
                 verdict = await _judge(completion, check, candidate)
             except BudgetExhausted as exc:
@@ -253,14 +299,14 @@ class Cascade:
             self._close_attempt(req, rung, attempt, started, "escalated" if last else "reask", reasons)
             if last:
                 return False
-            messages = [*messages, {"role": "assistant", "content": candidate.text}, _feedback(attempt.verdicts)]
+            messages = reask_messages(messages, candidate.text, attempt.verdicts)
         return False
 
     async def _call(
         self, req: _Request, rung: Rung, messages: Sequence[Message], wire: dict[str, Any], attempt: Attempt
     ) -> Completion:
         """One call on the rung, with retries, reserved against the budget and charged to the attempt."""
-        wire, bound_in, worst = self._bound(req, rung, messages, wire, 1)
+        wire, bound_in, worst = self._bound(req, rung, messages, wire)
         if not req.budget.reserve(worst):
             raise BudgetExhausted(_budget_message(req, rung, worst))
         return await self._invoke(req, rung, messages, wire, attempt, bound_in, worst)
@@ -274,7 +320,7 @@ class Cascade:
         temperature = wire.get("temperature") or self.sample_temperature
         seed = int(wire.get("seed") or 0)
         wires = [{**wire, "temperature": temperature, "seed": seed + i + 1} for i in range(k)]
-        bounded = [self._bound(req, rung, messages, w, 1) for w in wires]
+        bounded = [self._bound(req, rung, messages, w) for w in wires]
         total = sum(b[2] for b in bounded)
         if not req.budget.reserve(total):
             raise BudgetExhausted(_budget_message(req, rung, total))
@@ -288,17 +334,16 @@ class Cascade:
         return [o for o in outs if isinstance(o, Completion)]
 
     def _bound(
-        self, req: _Request, rung: Rung, messages: Sequence[Message], wire: dict[str, Any], n: int
+        self, req: _Request, rung: Rung, messages: Sequence[Message], wire: dict[str, Any]
     ) -> tuple[dict[str, Any], int, float]:
         """The params to send, the prompt-token bound and the worst-case cost of the call."""
         bound_in = self.token_counter(messages)
         max_tokens = wire.get("max_tokens")
         if req.budget.cap is not None and max_tokens is None and rung.price_out > 0:
             affordable = (req.budget.remaining * 1_000_000 - bound_in * rung.price_in) / rung.price_out
-            max_tokens = max(0, min(MAX_TOKENS_UNDER_BUDGET, math.floor(affordable)))
-            if max_tokens < 1:
-                worst = call_cost(bound_in, 1, rung.price_in, rung.price_out)
-                return wire, bound_in, worst
+            max_tokens = math.floor(max(0.0, min(float(MAX_TOKENS_UNDER_BUDGET), affordable)))
+            if max_tokens < 1:  # not even one output token is affordable: the call cannot be made
+                return wire, bound_in, math.inf
             wire = {**wire, "max_tokens": max_tokens}
         worst = call_cost(bound_in, int(max_tokens or 0), rung.price_in, rung.price_out)
         return wire, bound_in, worst
@@ -325,6 +370,7 @@ class Cascade:
         try:
             completion = await call_with_retries(once, rung.retry, on_retry)
         except ProviderError as exc:
+            self.breakers.record(rung.name, exc)
             # A 200 we could not use was probably billed: charge its bound rather than nothing.
             charged = worst if exc.reason == "bad_response" else 0.0
             req.budget.settle(worst, charged)
@@ -333,6 +379,7 @@ class Cascade:
         except BaseException:
             req.budget.settle(worst, 0.0)
             raise
+        self.breakers.record(rung.name, None)
         tokens_in, tokens_out = completion.tokens_in, completion.tokens_out
         if tokens_in < 0 or tokens_out < 0:  # no usage reported: charge an upper bound
             tokens_in = bound_in
@@ -485,17 +532,24 @@ async def _judge(completion: Completion, check: Validator | None, candidate: Can
     return await run_validator(check, candidate)
 
 
-def _feedback(verdicts: Sequence[Verdict]) -> Message:
-    """The re-ask message: what was wrong with the previous answer, so the model can fix it."""
-    problems = "; ".join(f"{v.reason}: {v.detail}" if v.detail else v.reason for v in verdicts if not v.passed)
-    return {
-        "role": "user",
-        "content": f"Your previous answer was rejected ({problems}). Answer again, fixing these problems.",
-    }
+def _parts(check: Any) -> list[Any]:
+    """The individual checks inside a composite (``&``, ``|``, lists), or the check itself."""
+    if check is None:
+        return []
+    inner = getattr(check, "validators", None)
+    if isinstance(inner, tuple):
+        return [leaf for part in inner for leaf in _parts(part)]
+    return [check]
+
+
+def _merge(wire: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Params for an extra call: overrides win; an override of None removes the rung's value."""
+    out = {**wire, **overrides}
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def _stopped_by_budget(result: CascadeResult) -> bool:
-    return bool(result.attempts) and result.attempts[-1].outcome == "skipped"
+    return bool(result.attempts) and result.attempts[-1].reasons == ["budget_exhausted"]
 
 
 def _budget_message(req: _Request, rung: Rung, worst: float) -> str:

@@ -15,6 +15,14 @@ request: ``event="request"``, ``v``, ``ts``, ``request_id``, ``outcome`` (``acce
   ``tokens_in``, ``tokens_out``, ``cost_usd``, ``latency_ms``, ``reason`` (the last failure's reason or
   null), ``budget_usd`` (or null), ``top_rung`` (``{name, model, price_in, price_out}``), ``rungs``
   (names, cheapest first), ``metadata``; with content logging, ``prompt``/``output`` or their hashes.
+breaker: ``event="breaker"``, ``v``, ``ts``, ``rung``, ``from``, ``to`` (``closed`` | ``open`` |
+  ``half_open``), ``reason`` (the failure that opened it, ``cooldown_elapsed`` or ``probe_succeeded``),
+  ``failures``, ``cooldown_s``. While a rung's circuit is open its attempts are ``skipped`` with reason
+  ``rung_cooling_down`` (no call made).
+resume: ``event="resume"``, ``v``, ``ts``, ``path``, ``done`` (requests found finished), ``bad_lines``
+  (``[{lineno, reason, torn}]``): written when ``map(..., resume_from=...)`` starts.
+Readers must ignore event kinds they do not know, and skip (and report) lines that are not JSON objects:
+a crash can tear the last line (``cascade._logread``). A sink opened on a torn file starts a new line.
 """
 
 from __future__ import annotations
@@ -61,7 +69,10 @@ class JsonlSink:
     def __init__(self, path: str | os.PathLike[str], *, fsync: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        # A crash tore the last line: our first line starts on a fresh one (done at the first write, so
+        # a reader of the file until then still sees the tear as a tear).
+        self._newline_first = _ends_torn(fd)
         self._file = os.fdopen(fd, "a", encoding="utf-8")
         self._lock = threading.Lock()
         self._fsync = fsync
@@ -69,6 +80,8 @@ class JsonlSink:
     def emit(self, event: Event) -> None:
         line = json.dumps(event, default=str, separators=(",", ":"), ensure_ascii=False) + "\n"
         with self._lock:
+            if self._newline_first:
+                line, self._newline_first = "\n" + line, False
             self._file.write(line)
             self._file.flush()
             if self._fsync:
@@ -81,6 +94,11 @@ class JsonlSink:
 
     def __repr__(self) -> str:
         return f"JsonlSink({str(self.path)!r})"
+
+
+def _ends_torn(fd: int) -> bool:
+    size = os.fstat(fd).st_size
+    return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
 
 
 class MemorySink:

@@ -18,6 +18,13 @@ from pydantic import SecretStr
 from ._errors import CallerError, ConfigError, ProviderError
 
 DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+DEFAULT_TOTAL_TIMEOUT_S = 300.0
+"""A deadline on a whole call: ``timeout_s`` bounds each read, so a server trickling bytes never trips it."""
+
+
+MAX_REPORTED_TOKENS = 10**12
+"""Token counts above this in a response's usage are not believed (treated as missing: the engine then
+charges its own bound); they would overflow the cost arithmetic."""
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -53,6 +60,7 @@ class HttpProvider:
         verify_tls: bool = True,
         max_connections: int = 512,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        total_timeout_s: float | None = DEFAULT_TOTAL_TIMEOUT_S,
     ) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"base_url: expected an http:// or https:// URL, got {base_url!r}")
@@ -71,6 +79,9 @@ class HttpProvider:
         self.verify_tls = verify_tls
         self.limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self.max_response_bytes = max_response_bytes
+        if total_timeout_s is not None and not total_timeout_s > 0:
+            raise ConfigError(f"total_timeout_s: must be > 0 or None, got {total_timeout_s!r}")
+        self.total_timeout_s = total_timeout_s
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
             weakref.WeakKeyDictionary()
         )
@@ -100,7 +111,19 @@ class HttpProvider:
             await client.aclose()
 
     async def _post_json(self, url: str, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
-        """POST and return the JSON body of a 2xx answer; raise a classified ProviderError otherwise."""
+        """POST and return the JSON body of a 2xx answer; raise a classified ProviderError otherwise. The
+        API key is scrubbed from every error message (a server may echo it back)."""
+        try:
+            return await self._post(url, body, headers)
+        except ProviderError as exc:
+            key = self._secret()
+            if key and key in exc.message:
+                exc.message = exc.message.replace(key, "[redacted]")
+                exc.args = (exc.message,)
+            raise
+
+    async def _post(self, url: str, body: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
+        deadline = None if self.total_timeout_s is None else time.monotonic() + self.total_timeout_s
         try:
             async with self._client().stream("POST", url, json=body, headers=headers) as resp:
                 declared = resp.headers.get("content-length")
@@ -115,6 +138,13 @@ class HttpProvider:
                 chunks: list[bytes] = []
                 size = 0
                 async for chunk in resp.aiter_bytes():
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise ProviderError(
+                            "transient",
+                            "timeout",
+                            f"{self.name}: no complete answer within total_timeout_s={self.total_timeout_s} "
+                            f"calling {url}",
+                        )
                     size += len(chunk)
                     if size > self.max_response_bytes:
                         raise ProviderError(
@@ -140,40 +170,18 @@ class HttpProvider:
 
         if status >= 300:
             raise self._classify(status, raw, resp_headers)
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise ProviderError(
-                "rung_fatal",
-                "bad_response",
-                f"{self.name}: HTTP {status} with a body that is not JSON: {raw[:120]!r}",
-                status=status,
-            ) from None
-        if not isinstance(data, dict):
-            raise ProviderError("rung_fatal", "bad_response", f"{self.name}: JSON body is not an object", status=status)
-        return data
+        return decode_json_object(raw, status, self.name)
 
     def _classify(self, status: int, raw: bytes, headers: httpx.Headers) -> ProviderError:
         """Map a non-2xx answer onto transient / rung_fatal / caller with a reason code."""
         message, code = _error_text(raw)
         text = f"{self.name}: HTTP {status}: {message}"[:500]
         lowered = f"{code} {message}".lower()
+        retry_after = parse_retry_after(headers.get("retry-after"))
         if status == 429:
-            return ProviderError(
-                "transient",
-                "rate_limited",
-                text,
-                status=status,
-                retry_after=parse_retry_after(headers.get("retry-after")),
-            )
+            return ProviderError("transient", "rate_limited", text, status=status, retry_after=retry_after)
         if status in (408, 409) or status >= 500:
-            return ProviderError(
-                "transient",
-                "server_error",
-                text,
-                status=status,
-                retry_after=parse_retry_after(headers.get("retry-after")),
-            )
+            return ProviderError("transient", "server_error", text, status=status, retry_after=retry_after)
         if status in (401, 403):
             return ProviderError("rung_fatal", "auth_failed", text, status=status)
         if status == 404:
@@ -192,11 +200,28 @@ class HttpProvider:
         return ProviderError("rung_fatal", f"http_{status}", text, status=status)
 
 
+def decode_json_object(raw: bytes, status: int = 200, source: str = "http") -> dict[str, Any]:
+    """The JSON object of a 2xx body; anything else (not JSON, not an object, nested past the parser's
+    recursion limit) is a ``bad_response``."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ProviderError(
+            "rung_fatal",
+            "bad_response",
+            f"{source}: HTTP {status} with a body that is not JSON: {raw[:120]!r}",
+            status=status,
+        ) from None
+    if not isinstance(data, dict):
+        raise ProviderError("rung_fatal", "bad_response", f"{source}: JSON body is not an object", status=status)
+    return data
+
+
 def _error_text(raw: bytes) -> tuple[str, str]:
     """The message and code of an OpenAI- or Anthropic-style error body (or the start of any body)."""
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return raw[:200].decode("utf-8", "replace").strip() or "(empty body)", ""
     err = data.get("error") if isinstance(data, dict) else None
     if isinstance(err, dict):
@@ -204,3 +229,16 @@ def _error_text(raw: bytes) -> tuple[str, str]:
     if isinstance(err, str):
         return err, ""
     return json.dumps(data)[:200], ""
+
+
+def read_usage(usage: Any, in_key: str, out_key: str) -> tuple[int, int]:
+    """Token counts from a usage object; (-1, -1) when absent or malformed (not ints, negative, or above
+    :data:`MAX_REPORTED_TOKENS`): the engine then bounds them."""
+    if isinstance(usage, Mapping):
+        tokens_in, tokens_out = usage.get(in_key), usage.get(out_key)
+        if all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_REPORTED_TOKENS
+            for v in (tokens_in, tokens_out)
+        ):
+            return tokens_in, tokens_out  # type: ignore[return-value]
+    return -1, -1

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ._breaker import CircuitBreaker
 from ._provider import Provider
 from .validators._base import Validator, as_validator
 
@@ -52,6 +53,7 @@ class Rung(BaseModel):
 
     ``validators`` is one validator, a list (all must pass) or None (use the cascade's default).
     ``reasks`` lets the rung retry itself with the failed verdicts fed back before escalating.
+    ``breaker`` skips the rung for a cool-down after repeated failures (see ``cascade._breaker``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
@@ -65,6 +67,7 @@ class Rung(BaseModel):
     validators: Any = None
     reasks: int = Field(default=0, ge=0, le=10)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    breaker: CircuitBreaker | None = None
 
     @field_validator("price_in", "price_out")
     @classmethod

@@ -3,19 +3,39 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from ._errors import ProviderError
-from ._http import HttpProvider
+from ._errors import ConfigError, ProviderError
+from ._http import HttpProvider, read_usage
 from ._types import Completion, CompletionRequest, TokenLogprob
+
+if TYPE_CHECKING:
+    from .validators._schema import ResponseFormatStyle
 
 
 class OpenAICompatible(HttpProvider):
     """``POST {base_url}/chat/completions``. ``base_url`` includes the version, e.g.
     ``https://api.openai.com/v1`` or ``http://127.0.0.1:8080/v1``. ``api_key_env`` names the
-    environment variable holding the key (None for local servers that need none)."""
+    environment variable holding the key (None for local servers that need none).
+
+    ``json_mode`` is how this endpoint constrains output to a JSON schema; when a rung's checks require
+    a ``JsonSchema`` and the rung sets no ``response_format``, the engine asks for it in this style:
+    ``"openai"`` (structured outputs, non-strict), ``"llama_cpp"`` (llama.cpp's server), ``"json_object"``
+    (any JSON), or None (never). ``"auto"``: ``"openai"`` for api.openai.com, else None."""
 
     name = "openai"
+
+    def __init__(
+        self, base_url: str, *, json_mode: ResponseFormatStyle | Literal["auto"] | None = "auto", **kwargs: Any
+    ) -> None:
+        super().__init__(base_url, **kwargs)
+        if json_mode == "auto":
+            json_mode = "openai" if "api.openai.com" in self.base_url else None
+        if json_mode not in (None, "openai", "llama_cpp", "json_object"):
+            raise ConfigError(
+                f"json_mode: expected 'openai', 'llama_cpp', 'json_object', 'auto' or None, got {json_mode!r}"
+            )
+        self.json_mode: ResponseFormatStyle | None = json_mode
 
     async def complete(self, request: CompletionRequest) -> Completion:
         body: dict[str, Any] = {"model": request.model, "messages": list(request.messages)}
@@ -44,12 +64,7 @@ def parse_chat_completion(data: Mapping[str, Any], source: str = "openai") -> Co
         content = ""
     if not isinstance(content, str):
         raise ProviderError("rung_fatal", "bad_response", f"{source}: choices[0].message.content is not text")
-    usage = data.get("usage")
-    tokens_in = tokens_out = -1
-    if isinstance(usage, Mapping):
-        pt, ct = usage.get("prompt_tokens"), usage.get("completion_tokens")
-        if isinstance(pt, int) and isinstance(ct, int) and pt >= 0 and ct >= 0:
-            tokens_in, tokens_out = pt, ct
+    tokens_in, tokens_out = read_usage(data.get("usage"), "prompt_tokens", "completion_tokens")
     finish = choice.get("finish_reason")
     return Completion(
         text=content,
@@ -71,16 +86,25 @@ def _parse_logprobs(raw: Any) -> tuple[TokenLogprob, ...] | None:
     for item in content:
         if not isinstance(item, Mapping):
             continue
-        token, lp = item.get("token"), item.get("logprob")
-        if not isinstance(token, str) or not isinstance(lp, (int, float)):
+        token, lp = item.get("token"), _logprob(item.get("logprob"))
+        if not isinstance(token, str) or lp is None:
             continue
         top: list[tuple[str, float]] = []
-        for alt in item.get("top_logprobs") or ():
-            if (
-                isinstance(alt, Mapping)
-                and isinstance(alt.get("token"), str)
-                and isinstance(alt.get("logprob"), (int, float))
-            ):
-                top.append((alt["token"], float(alt["logprob"])))
-        out.append(TokenLogprob(token, float(lp), tuple(top)))
+        alts = item.get("top_logprobs")
+        for alt in alts if isinstance(alts, list) else ():
+            if isinstance(alt, Mapping) and isinstance(alt.get("token"), str):
+                alt_lp = _logprob(alt.get("logprob"))
+                if alt_lp is not None:
+                    top.append((alt["token"], alt_lp))
+        out.append(TokenLogprob(token, lp, tuple(top)))
     return tuple(out)
+
+
+def _logprob(value: Any) -> float | None:
+    """A logprob as a float, or None when it is not a number a float can hold."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None

@@ -65,6 +65,8 @@ class CascadeResult:
     latency_ms: float = 0.0
     error: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    resumed: bool = False
+    """True when rebuilt from the log of an earlier run (``map(..., resume_from=...)``), not run now."""
 
     @property
     def tokens_in(self) -> int:
@@ -88,4 +90,5 @@ class CascadeResult:
             "latency_ms": self.latency_ms,
             "error": self.error,
             "metadata": self.metadata,
+            "resumed": self.resumed,
         }

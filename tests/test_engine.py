@@ -12,9 +12,9 @@ import pytest
 
 from cascade import (
     Anthropic,
+    CallerError,
     Cascade,
     CascadeExhausted,
-    CallerError,
     ConfigError,
     Ladder,
     MemorySink,
@@ -108,8 +108,10 @@ def test_401_escalates_without_retry(server: TestServer) -> None:
 def test_context_length_exceeded_escalates(server: TestServer) -> None:
     server.script(
         "small-m",
-        Reply(status=400, error={"message": "prompt too long", "type": "invalid_request_error",
-                                 "code": "context_length_exceeded"}),
+        Reply(
+            status=400,
+            error={"message": "prompt too long", "type": "invalid_request_error", "code": "context_length_exceeded"},
+        ),
     )
     result = Cascade(ladder(server)).run_sync(MSG)
     assert result.attempts[0].reasons == ["context_length_exceeded"]
@@ -167,8 +169,9 @@ def test_truncated_output_is_a_failed_answer(server: TestServer) -> None:
 def test_reask_feeds_the_failure_back_then_accepts(server: TestServer) -> None:
     server.script("small-m", Reply(content="oops"), Reply(content='{"a": 1}'))
     p = OpenAICompatible(server.base_url)
-    one = Ladder([Rung(name="small", provider=p, model="small-m", price_in=1, price_out=1, reasks=1,
-                       validators=[is_json])])
+    one = Ladder(
+        [Rung(name="small", provider=p, model="small-m", price_in=1, price_out=1, reasks=1, validators=[is_json])]
+    )
     result = Cascade(one).run_sync(MSG)
     assert [a.outcome for a in result.attempts] == ["reask", "accepted"]
     second = server.requests[1].body["messages"]
@@ -224,7 +227,7 @@ def test_one_provider_works_across_event_loops(server: TestServer) -> None:
 
 def test_run_sync_inside_a_loop_says_what_to_do(server: TestServer) -> None:
     async def inner() -> None:
-        with pytest.raises(RuntimeError, match="await cascade.run"):
+        with pytest.raises(RuntimeError, match=r"await cascade\.run"):
             Cascade(ladder(server)).run_sync(MSG)
 
     asyncio.run(inner())
@@ -250,20 +253,22 @@ def test_missing_usage_is_charged_an_upper_bound_not_zero(server: TestServer) ->
     assert a.tokens_in >= len(MSG[0]["content"]) and a.tokens_out >= 3 and a.cost_usd > 0
 
 
-def test_api_key_never_in_repr_error_or_log(server: TestServer, monkeypatch: pytest.MonkeyPatch,
-                                            tmp_path: Path) -> None:
+def test_api_key_never_in_repr_error_or_log(
+    server: TestServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     secret = "sk-live-SECRET-1234567890"
     monkeypatch.setenv("TEST_OPENAI_KEY", secret)
     server.require_api_key("something-else")
     p = OpenAICompatible(server.base_url, api_key_env="TEST_OPENAI_KEY")
     log = tmp_path / "log.jsonl"
-    cascade = Cascade([Rung(name="a", provider=p, model="m", price_in=1, price_out=1)], log=log,
-                      on_exhausted="best_effort")
+    cascade = Cascade(
+        [Rung(name="a", provider=p, model="m", price_in=1, price_out=1)], log=log, on_exhausted="best_effort"
+    )
     result = cascade.run_sync(MSG)
     assert result.attempts[0].reasons == ["auth_failed"]
     everything = repr(p) + repr(cascade) + repr(result) + str(result.to_dict()) + log.read_text()
     assert secret not in everything
-    assert server.requests[0].headers.get("Authorization") == f"Bearer {secret}"  # it was sent, just never shown
+    assert server.requests[0].headers.get("authorization") == f"Bearer {secret}"  # it was sent, just never shown
 
 
 def test_config_errors_name_the_field_and_value(server: TestServer) -> None:
@@ -301,3 +306,48 @@ def test_a_thousand_requests_at_concurrency_100_give_a_thousand_request_events(
     parsed = [json.loads(line) for line in log.read_text().splitlines()]  # a malformed line would raise here
     requests = [e for e in parsed if e["event"] == "request"]
     assert len(requests) == 1000 and len({e["request_id"] for e in requests}) == 1000
+
+
+def test_a_schema_check_asks_for_json_mode_in_the_providers_style(server: TestServer) -> None:
+    from cascade.validators import JsonSchema
+
+    schema = {"type": "object", "properties": {"label": {"enum": ["a", "b"]}}, "required": ["label"]}
+    server.default(Reply(content='{"label": "a"}'))
+    llama = OpenAICompatible(server.base_url, json_mode="llama_cpp")
+    plain = OpenAICompatible(server.base_url)  # "auto": not api.openai.com, so no json mode
+    own = {"type": "json_object"}
+    ladder = Ladder(
+        [
+            Rung(name="a", provider=llama, model="a", price_in=1, price_out=1, validators=[JsonSchema(schema)]),
+            Rung(name="b", provider=plain, model="b", price_in=1, price_out=1, validators=[JsonSchema(schema)]),
+            Rung(name="c", provider=llama, model="c", price_in=1, price_out=1, params={"response_format": own}),
+        ]
+    )
+    cascade = Cascade(ladder, validators=JsonSchema(schema))
+    cascade.run_sync(MSG)  # rung "a" accepts
+    body = server.requests[0].body
+    assert body["response_format"] == {"type": "json_object", "schema": schema}
+    assert "response_format" not in cascade._rung_wire["b"]
+    assert cascade._rung_wire["c"]["response_format"] == own  # the rung's own setting wins
+    assert OpenAICompatible("https://api.openai.com/v1").json_mode == "openai"
+    with pytest.raises(ConfigError, match="json_mode"):
+        OpenAICompatible(server.base_url, json_mode="xml")  # type: ignore[arg-type]
+
+
+def test_a_confidence_check_asks_the_rung_for_logprobs(server: TestServer) -> None:
+    from cascade.validators import Confidence, JsonSchema
+
+    p = OpenAICompatible(server.base_url)
+    checks = JsonSchema({"type": "object"}) & Confidence(0.5)
+    ladder = Ladder(
+        [
+            Rung(name="a", provider=p, model="a", price_in=1, price_out=1, validators=checks),
+            Rung(name="b", provider=p, model="b", price_in=1, price_out=1, params={"top_logprobs": 3}),
+        ]
+    )
+    cascade = Cascade(ladder, validators=Confidence(0.5))
+    assert cascade._rung_wire["a"]["logprobs"] is True and cascade._rung_wire["a"]["top_logprobs"] == 10
+    assert cascade._rung_wire["b"]["top_logprobs"] == 3  # the rung's own value wins
+    server.default(Reply(content="{}", logprobs=[("{}", -0.01, {"{}": -0.01})]))
+    result = cascade.run_sync(MSG)
+    assert result.answered_by == "a" and server.requests[0].body["logprobs"] is True

@@ -100,9 +100,7 @@ def test_any_of_stops_at_first_pass() -> None:
 
 def test_regex() -> None:
     assert verdict(Regex(r"\d{4}-\d{2}-\d{2}"), candidate("Date: 2024-05-01.")).passed
-    v = verdict(
-        Regex(r"\d{4}-\d{2}-\d{2}", mode="fullmatch", name="iso_date"), candidate("Date: 2024-05-01.")
-    )
+    v = verdict(Regex(r"\d{4}-\d{2}-\d{2}", mode="fullmatch", name="iso_date"), candidate("Date: 2024-05-01."))
     assert not v.passed and v.reason == "regex_mismatch" and v.validator == "iso_date"
     assert "must match the whole of" in v.detail and "'Date: 2024-05-01.'" in v.detail
     with pytest.raises(ConfigError, match=r"pattern '\(' does not compile"):
@@ -155,9 +153,7 @@ def test_feedback_message_lists_failed_leaves_with_hints() -> None:
     v = verdict(combo, candidate('{"label": 3}'))
     msg = feedback_message(v)
     assert msg["role"] == "user"
-    assert msg["content"].startswith(
-        "Your previous answer was not accepted:\n- schema_invalid (json_schema): "
-    )
+    assert msg["content"].startswith("Your previous answer was not accepted:\n- schema_invalid (json_schema): ")
     assert "$.label: 3 is not of type 'string'" in msg["content"]
     assert "matches the required schema exactly" in msg["content"]
     assert msg["content"].endswith("Answer again, fixing these problems.")
@@ -183,3 +179,13 @@ def test_as_awaitable_from_sync_code() -> None:
     rung = Rung(samples=['"a"'])
     got = run(SelfConsistency(2, 1.0, parse="json").validate(rung.candidate('"a"')))
     assert got.passed
+
+
+def test_run_validator_applies_a_passing_verdicts_text_and_value() -> None:
+    rung = Rung(samples=['{"a": 2}', '{"a": 2}'])
+    c = rung.candidate('{"a": 1}')
+    v = verdict(SelfConsistency(3, 0.6), c)
+    assert v.passed and c.text == '{"a": 2}' and c.parsed == {"a": 2}
+    c = Rung(samples=['{"a": 2}', '{"a": 3}']).candidate('{"a": 1}')
+    assert not verdict(SelfConsistency(3, 0.6), c).passed
+    assert c.text == '{"a": 1}' and c.parsed is None  # a failing verdict changes nothing

@@ -206,18 +206,14 @@ def test_config_errors(kwargs: dict[str, object], match: str) -> None:
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.text('ab "\\é}{', max_size=6),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text('kq":', max_size=4), inner, max_size=3)
-    ),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text('kq":', max_size=4), inner, max_size=3),
     max_leaves=8,
 )
 
 
 @settings(max_examples=150, deadline=None)
 @given(JSON_VALUES.filter(lambda v: isinstance(v, (dict, list))), st.booleans(), st.data())
-def test_value_tokens_cover_values_under_any_tokenisation(
-    value: object, indent: bool, data: st.DataObject
-) -> None:
+def test_value_tokens_cover_values_under_any_tokenisation(value: object, indent: bool, data: st.DataObject) -> None:
     text = json.dumps(value, indent=2 if indent else None, ensure_ascii=False)
     cuts = sorted(set(data.draw(st.lists(st.integers(1, max(1, len(text) - 1)), max_size=len(text)))))
     bounds = [0, *[c for c in cuts if 0 < c < len(text)], len(text)]
@@ -232,9 +228,7 @@ def test_value_tokens_cover_values_under_any_tokenisation(
             assert (i in chosen) == overlaps
     # the spans, read back, are exactly the scalar leaves of the value, in document order (keys excluded)
     pieces = [
-        json.loads('"' + text[s.start : s.end] + '"')
-        if text[s.start - 1] == '"'
-        else json.loads(text[s.start : s.end])
+        json.loads('"' + text[s.start : s.end] + '"') if text[s.start - 1] == '"' else json.loads(text[s.start : s.end])
         for s in value_spans(text)
     ]
     assert pieces == leaves(value)

@@ -30,9 +30,7 @@ def test_majority_passes_and_asks_for_k_minus_1_samples() -> None:
 
 
 def test_low_agreement() -> None:
-    rung = Rung(
-        samples=['{"label": "refund"}', '{"label": "account"}', '{"label": "billing"}', '{"label": "x"}']
-    )
+    rung = Rung(samples=['{"label": "refund"}', '{"label": "account"}', '{"label": "billing"}', '{"label": "x"}'])
     v = verdict(SelfConsistency(5, 0.6), rung.candidate('{"label": "billing"}'))
     assert not v.passed and v.reason == "low_agreement" and v.score == pytest.approx(0.4)
     assert v.text is None and v.value is None

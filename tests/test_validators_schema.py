@@ -4,6 +4,8 @@ import json
 
 import pytest
 from _validator_data import candidate, verdict
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, Field
 
 from cascade._errors import ConfigError
@@ -72,9 +74,7 @@ def test_pydantic_model_gives_an_instance() -> None:
 
 
 def test_bad_schema_is_refused_at_construction() -> None:
-    with pytest.raises(
-        ConfigError, match=r"not a valid Draft 2020-12 schema: 'strng' is not valid.*\$\.type"
-    ):
+    with pytest.raises(ConfigError, match=r"not a valid Draft 2020-12 schema: 'strng' is not valid.*\$\.type"):
         JsonSchema({"type": "strng"})
     with pytest.raises(ConfigError, match="pydantic model class, got 42"):
         JsonSchema(42)  # type: ignore[arg-type]
@@ -89,9 +89,7 @@ def test_response_format_styles() -> None:
         "json_schema": {"name": "json_schema", "schema": PERSON, "strict": True},
     }
     assert JsonSchema(Person).response_format("openai")["json_schema"]["name"] == "Person"
-    assert (
-        JsonSchema({**PERSON, "title": "a person!"}).response_format()["json_schema"]["name"] == "a_person_"
-    )
+    assert JsonSchema({**PERSON, "title": "a person!"}).response_format()["json_schema"]["name"] == "a_person_"
     with pytest.raises(ConfigError, match=r"style must be .* got 'xml'"):
         s.response_format("xml")  # type: ignore[arg-type]
 
@@ -117,3 +115,44 @@ def test_first_balanced_object_wins_and_nested_braces_in_strings() -> None:
     text = 'see {not json} then {"ok": true}'
     found = find_json(text)
     assert found.value == {"ok": True} and text[found.start : found.end] == '{"ok": true}'
+
+
+JSON_DOCS = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+).filter(lambda v: isinstance(v, (dict, list)))
+PROSE = st.text(alphabet=st.characters(blacklist_characters="{[`"), max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=300))
+def test_find_json_on_any_text_returns_a_consistent_span_or_says_why(text: str) -> None:
+    try:
+        found = find_json(text)
+    except JsonNotFound as exc:
+        assert str(exc)
+        return
+    # the span, read again, gives the value (NaN, which json reads, is the one value unequal to itself)
+    assert json.loads(text[found.start : found.end]) == found.value or found.value != found.value
+
+
+@settings(max_examples=150, deadline=None)
+@given(PROSE, JSON_DOCS, PROSE, st.booleans(), st.booleans())
+def test_find_json_recovers_the_json_from_prose_and_fences(
+    before: str, value: object, after: str, fenced: bool, indent: bool
+) -> None:
+    doc = json.dumps(value, indent=2 if indent else None)
+    body = f"```json\n{doc}\n```" if fenced else doc
+    assert find_json(f"{before}{body}{after}").value == value
+
+
+def test_schema_of_finds_a_required_schema() -> None:
+    from cascade.validators import Confidence, Regex, schema_of
+
+    s = JsonSchema(PERSON)
+    assert schema_of(s) is s
+    assert schema_of(Confidence(0.5) & s) is s
+    assert schema_of((Regex("x") & Confidence(0.5)) & s) is s
+    assert schema_of(Regex("x") | s) is None  # only an alternative: JSON is not required
+    assert schema_of(Regex("x")) is None and schema_of(None) is None

@@ -18,7 +18,7 @@ from ._consistency import SelfConsistency
 from ._feedback import feedback_message, reask_messages
 from ._jsontext import find_json
 from ._regex import Regex
-from ._schema import AnswerInvalid, JsonSchema
+from ._schema import AnswerInvalid, JsonSchema, schema_of
 
 __all__ = [
     "AllOf",
@@ -40,4 +40,5 @@ __all__ = [
     "find_json",
     "reask_messages",
     "run_validator",
+    "schema_of",
 ]

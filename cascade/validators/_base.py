@@ -109,7 +109,9 @@ async def run_validator(v: Validator, candidate: Candidate) -> Verdict:
     """Run one validator; a validator that raises fails closed with reason ``validator_error``.
 
     Provider errors and budget exhaustion raised by the candidate's ``sample``/``ask`` propagate, so
-    the engine records them with their own reason codes."""
+    the engine records them with their own reason codes. A passing verdict's ``text`` and ``value``
+    are applied to the candidate (as composites do for their parts), so a lone check that picks a
+    better answer, such as self-consistency's majority, changes the output too."""
     try:
         out = v.validate(candidate)
         verdict = await out if inspect.isawaitable(out) else out
@@ -135,6 +137,11 @@ async def run_validator(v: Validator, candidate: Candidate) -> Verdict:
             verdict.text,
             verdict.children,
         )
+    if verdict.passed:
+        if verdict.text is not None:
+            candidate.text = verdict.text
+        if verdict.value is not None:
+            candidate.parsed = verdict.value
     return verdict
 
 

@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from .._errors import ConfigError
 from .._types import TokenLogprob
@@ -156,6 +156,9 @@ class Confidence(BaseValidator):
     """
 
     cost = 1
+
+    request_params: ClassVar[dict[str, Any]] = {"logprobs": True, "top_logprobs": 10}
+    """What the rung must send for this check to have something to measure (the engine adds it)."""
 
     def __init__(
         self,

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from .._errors import ConfigError
-from ._base import BaseValidator, Candidate, Verdict
+from ._base import AllOf, BaseValidator, Candidate, Verdict
 from ._jsontext import MAX_SCAN, JsonNotFound, find_json
 
 MAX_ERRORS = 3
@@ -155,3 +155,18 @@ class JsonSchema(BaseValidator):
 
 def _error_order(err: SchemaValidationError) -> tuple[str, ...]:
     return tuple(str(p) for p in err.absolute_path)
+
+
+def schema_of(validator: object) -> JsonSchema | None:
+    """The JsonSchema a rung's check requires: the validator itself or a part of an all-of (``&``, a
+    list). None when there is none, or when it is only an alternative inside ``|`` (not required).
+
+    Lets an engine or a user derive the rung's ``response_format`` from its checks."""
+    if isinstance(validator, JsonSchema):
+        return validator
+    if isinstance(validator, AllOf):
+        for part in validator.validators:
+            found = schema_of(part)
+            if found is not None:
+                return found
+    return None

@@ -1,0 +1,147 @@
+"""``cascade eval`` and ``cascade tune``: fit and replay cascades on recorded responses."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .._errors import CascadeError
+
+SNIPPET = '''# Load the fitted ladder ({path}) and use its thresholds with your own providers.
+import json, math
+from cascade import Cascade, Ladder, Rung
+from cascade.validators import check
+
+policy = json.load(open("{path}"))
+
+def calibrated_confidence(rung):
+    # w[0] + w[1] * logit(confidence) (+ w[2:] . agreement with earlier rungs, if the fit used them)
+    w = rung["w"]
+    def ok(candidate):
+        c = candidate.completion.confidence  # or exp(logprob) of the answer token
+        if c is None:
+            return False
+        c = min(max(c, 1e-6), 1 - 1e-6)
+        return 1 / (1 + math.exp(-(w[0] + w[1] * math.log(c / (1 - c))))) >= policy["threshold"]
+    return check(ok, name="calibrated_confidence")
+
+rungs = [Rung(name=r["model"], provider=PROVIDER, model=r["model"], price_in=r["price_in"],
+              price_out=r["price_out"], validators=calibrated_confidence(r) if i < len(policy["rungs"]) - 1 else [])
+         for i, r in enumerate(policy["rungs"])]
+cascade = Cascade(Ladder(rungs))
+'''
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", help="dataset name in the data folder (mmlu) or a .jsonl(.gz) file in format v1")
+    p.add_argument("--ladder", required=True, help="models cheapest first, comma-separated, names as in the data")
+    p.add_argument("--validator", required=True, choices=["confidence", "consistency", "schema", "agreement"])
+    p.add_argument("--data-dir", default=None,
+                   help="folder with catalog.json (default: $CASCADE_DATA_DIR or ../shared/data)")
+    p.add_argument("--target", default="agreement", choices=["agreement", "loss", "accuracy", "match"],
+                   help="risk controlled by the fit: disagreement with the top rung; loss: wrong where the top "
+                        "rung is right (needs gold); error; or accuracy lost against the top rung net of gains "
+                        "(match: --method empirical only)")
+    p.add_argument("--epsilon", type=float, default=0.05, help="allowed risk (default 0.05)")
+    p.add_argument("--delta", type=float, default=0.1, help="allowed failure probability of the guarantee")
+    p.add_argument("--method", default="ltt", choices=["ltt", "ltt-split", "empirical"],
+                   help="ltt: Bonferroni over ladders; ltt-split: pick the ladder on 1/3, certify on 2/3; "
+                        "empirical: no guarantee")
+    p.add_argument("--max-rungs", type=int, default=3, help="largest ladder the fit may keep")
+
+
+def register(subparsers: Any) -> None:
+    ev = subparsers.add_parser("eval", help="replay a cascade over recorded responses and report cost/accuracy")
+    _common(ev)
+    g = ev.add_mutually_exclusive_group()
+    g.add_argument("--thresholds", type=float, default=None, help="accept when the raw signal >= this (no fit)")
+    g.add_argument("--fit", default=None, choices=["train", "test"], help="fit rungs and threshold on this split")
+    g.add_argument("--policy", default=None, help="a policy JSON written by `cascade tune`")
+    ev.add_argument("--split", default="test", choices=["train", "test", "all"])
+    ev.add_argument("--json", action="store_true", help="print the full report as JSON")
+    ev.add_argument("--plot", default=None, help="write a cost-accuracy plot (PNG) here")
+    ev.set_defaults(func=_eval)
+    tu = subparsers.add_parser("tune", help="fit thresholds and rungs with a risk guarantee; write a policy")
+    _common(tu)
+    tu.add_argument("--split", default="train", choices=["train", "test", "all"])
+    tu.add_argument("--out", default="cascade-policy.json", help="where to write the fitted ladder (JSON)")
+    tu.set_defaults(func=_tune)
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from ._data import load_dataset
+
+    ds = load_dataset(args.data, args.data_dir)
+    ladder = [m.strip() for m in args.ladder.split(",") if m.strip()]
+    if not ladder:
+        raise CascadeError(f"--ladder: expected model names, got {args.ladder!r}")
+    for m in ladder:
+        ds.model(m)
+    return ds, ladder
+
+
+def _fit(args: argparse.Namespace, ds: Any, ladder: list[str], split: str) -> Any:
+    try:
+        from ._fit import fit_policy
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise CascadeError(f"fitting needs numpy and scipy: pip install 'cascade-router[eval]' ({exc})") from None
+    return fit_policy(ds, ladder, args.validator, split=split, target=args.target, epsilon=args.epsilon,
+                      delta=args.delta, method=args.method, max_rungs=args.max_rungs)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from ._policy import Policy, RungPolicy
+    from ._report import evaluate, plot, summary_row
+
+    try:
+        ds, ladder = _load(args)
+        if args.policy:
+            policy = Policy.load(args.policy)
+        elif args.fit:
+            policy = _fit(args, ds, ladder, args.fit)
+        else:
+            thr = args.thresholds if args.thresholds is not None else 0.5
+            rungs = [RungPolicy(m, 1, [0.0, 1.0], ds.model(m).price_in, ds.model(m).price_out, identity=True)
+                     for m in ladder]
+            policy = Policy(ds.name, args.validator, rungs, thr, method="fixed")
+        report = evaluate(ds, policy, args.split)
+    except CascadeError as exc:
+        print(f"cascade eval: {exc}", file=sys.stderr)
+        return 2
+    if args.plot:
+        plot(report, args.plot)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    head = ("dataset", "ladder", "accuracy", "$/query", "best single", "gap (pts)", "cost ratio", "goal")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    print("| " + " | ".join(summary_row(report)) + " |")
+    for r in report["rungs"]:
+        print(f"  rung {r['model']}: reached {r['reached']}, answered {r['answered']}, "
+              f"escalation rate {r['escalation_rate']:.3f}")
+    print(f"  oracle {report['oracle']['accuracy']:.4f} @ {report['oracle']['cost_per_query']:.3g}; "
+          f"APGR {report['apgr']}; hull AUC {report['hull_auc']:.4f}; "
+          f"cost ratio at matched accuracy (sweep) {report['cost_ratio_at_matched_accuracy']}")
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    try:
+        ds, ladder = _load(args)
+        policy = _fit(args, ds, ladder, args.split)
+    except CascadeError as exc:
+        print(f"cascade tune: {exc}", file=sys.stderr)
+        return 2
+    policy.save(args.out)
+    f = policy.fit
+    print(f"fitted on {f['n']} {args.split} queries ({f['families']} candidate ladders, delta split Bonferroni)")
+    print(f"ladder: {' > '.join(policy.models)}; threshold {policy.threshold:.4f} on calibrated {policy.validator}")
+    print(f"{policy.target} risk {f['risk']:.4f}, {1 - policy.delta:.0%} upper bound {f['risk_bound']:.4f} "
+          f"(target <= {policy.epsilon}); {'certified' if f['certified_ok'] else 'NOT certified'}")
+    print(f"cost/query {f['cost_per_query']:.3g} vs top rung alone {f['top_cost_per_query']:.3g}")
+    print(f"wrote {args.out}\n")
+    print(SNIPPET.format(path=args.out))
+    return 0

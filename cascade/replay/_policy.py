@@ -1,0 +1,215 @@
+"""A fitted replay ladder ("policy") and the per-rung signal it thresholds.
+
+The same functions score a rung in the fast fitting path (``_fit``) and in the validators that run
+inside a real ``Cascade`` (``_validators``), so both paths take the same decisions by construction
+(``tests/test_replay_cascade.py`` checks it).
+
+Signals (``validator``):
+* ``confidence``: the recorded ``confidence`` of ``samples[0]`` (logit), calibrated on train;
+* ``consistency``: the share of the first ``k`` samples that vote for the majority answer;
+* ``agreement``: the share of the earlier rungs whose answer equals this rung's answer;
+* ``schema``: 1 if the output parsed (recorded ``answer`` is not null), else 0.
+A non-top rung accepts when its calibrated probability ``sigmoid(w . features) >= threshold``
+(features: :func:`signal`); the top rung always accepts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .._errors import ConfigError
+from ._data import Record, Sample
+from ._provider import Order, sample_cost, sample_order
+
+Kind = Literal["confidence", "consistency", "agreement", "schema"]
+KINDS: tuple[str, ...] = ("confidence", "consistency", "agreement", "schema")
+POLICY_FORMAT = "cascade-replay-policy"
+
+
+def answer_key(answer: Any) -> str | None:
+    """A hashable, order-independent key for a normalised answer (None stays None)."""
+    return None if answer is None else json.dumps(answer, sort_keys=True, default=str)
+
+
+@dataclass(frozen=True, slots=True)
+class RungOutcome:
+    """What one rung yields on one record: its answer, whether it is right, what it cost, its signal
+    (``raw``: the headline number; ``feats``: the calibrator's inputs, None when there is no signal)."""
+
+    key: str | None
+    answer: Any
+    correct: bool
+    cost: float
+    raw: float | None
+    feats: tuple[float, ...] | None = None
+
+
+def vote(samples: Sequence[Sample]) -> tuple[Sample | None, float]:
+    """Majority vote over the samples' answers (ties: earliest); returns a sample carrying the
+    majority answer and the share of all samples that voted for it."""
+    keys = [answer_key(s.answer) for s in samples]
+    counts = Counter(k for k in keys if k is not None)
+    if not counts:
+        return None, 0.0
+    top = max(counts.values())
+    for s, k in zip(samples, keys, strict=True):
+        if k is not None and counts[k] == top:
+            return s, top / len(samples)
+    return None, 0.0  # pragma: no cover - unreachable
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+def signal(
+    kind: str, samples: Sequence[Sample], previous: Sequence[str | None] = ()
+) -> tuple[Sample, float | None, tuple[float, ...] | None]:
+    """The rung's answer, raw signal and features from the samples it was served.
+
+    * confidence: logit(confidence), then 1/0 per earlier rung agreeing with this answer;
+    * consistency: the majority share, then 1/0 "every prompt variant's majority is the same
+      answer" when the samples mix variants (MoT's CoT/PoT check);
+    * agreement: the share of earlier rungs agreeing; schema: 1/0 parsed.
+    """
+    s = samples[0]
+    key = answer_key(s.answer)
+    agree = tuple(1.0 if key is not None and p == key else 0.0 for p in previous)
+    if kind == "confidence":
+        if s.confidence is None:
+            return s, None, None
+        return s, s.confidence, (_logit(s.confidence), *agree)
+    if kind == "consistency":
+        if len(samples) < 2:
+            return s, 0.0, (0.0,)
+        chosen, share = vote(samples)
+        variants: dict[str | None, list[Sample]] = {}
+        for x in samples:
+            variants.setdefault(x.variant, []).append(x)
+        feats: tuple[float, ...] = (share,)
+        if len(variants) > 1:
+            majors = [answer_key(v.answer) if v is not None else None
+                      for v in (vote(g)[0] for g in variants.values())]
+            same = majors[0] is not None and all(m == majors[0] for m in majors)
+            feats = (share, 1.0 if same else 0.0)
+        return (chosen if chosen is not None else s), share, feats
+    if kind == "agreement":
+        raw = sum(agree) / len(agree) if agree else 0.0
+        return s, raw, (raw,)
+    if kind == "schema":
+        raw = 1.0 if s.answer is not None else 0.0
+        return s, raw, (raw,)
+    raise ConfigError(f"validator: expected one of {list(KINDS)}, got {kind!r}")
+
+
+def rung_outcome(
+    kind: str,
+    record: Record,
+    model: str,
+    *,
+    k: int = 1,
+    previous: Sequence[str | None] = (),
+    prices: tuple[float, float] = (0.0, 0.0),
+    order: Order = "interleave",
+) -> RungOutcome:
+    """Score ``model`` on ``record`` as the validator would see it (``previous``: earlier rungs' keys)."""
+    entry = record.responses[model]
+    served = sample_order(entry, order)[: max(1, min(k, len(entry.samples)))]
+    samples = [entry.samples[i] for i in served]
+    cost = sample_cost(entry, served, *prices)
+    s, raw, feats = signal(kind, samples, previous)
+    return RungOutcome(answer_key(s.answer), s.answer, bool(s.correct), cost, raw, feats)
+
+
+@dataclass
+class RungPolicy:
+    """One rung of a fitted ladder: the model, its sample count and calibration
+    ``sigmoid(w[0] + w[1:] . features)`` (see :func:`signal` for the features)."""
+
+    model: str
+    k: int = 1
+    w: list[float] = field(default_factory=lambda: [0.0, 1.0])
+    price_in: float = 0.0
+    price_out: float = 0.0
+    identity: bool = False  # uncalibrated: the raw signal is the score (``--thresholds``)
+
+    def probability(self, raw: float | None, feats: Sequence[float] | None) -> float:
+        if self.identity:
+            return 0.0 if raw is None else float(raw)
+        if feats is None:
+            return 0.0
+        if len(feats) != len(self.w) - 1:
+            raise ConfigError(f"rung {self.model!r}: {len(feats)} features but {len(self.w) - 1} weights")
+        z = self.w[0] + sum(wi * fi for wi, fi in zip(self.w[1:], feats, strict=True))
+        return 1 / (1 + math.exp(-z)) if z >= 0 else math.exp(z) / (1 + math.exp(z))
+
+
+@dataclass
+class Policy:
+    """A ladder fitted on labelled data: rungs cheapest first, one threshold on calibrated scores."""
+
+    dataset: str
+    validator: str
+    rungs: list[RungPolicy]
+    threshold: float
+    order: Order = "interleave"
+    target: str = "agreement"
+    epsilon: float = 0.05
+    delta: float = 0.1
+    method: str = "ltt"
+    fit: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.validator not in KINDS:
+            raise ConfigError(f"validator: expected one of {list(KINDS)}, got {self.validator!r}")
+        if not self.rungs:
+            raise ConfigError("rungs: a policy needs at least one rung, got []")
+
+    @property
+    def models(self) -> list[str]:
+        return [r.model for r in self.rungs]
+
+    def decide(self, record: Record) -> tuple[int, RungOutcome, float]:
+        """Walk the ladder on one record: (index of the answering rung, its outcome, total cost)."""
+        previous: list[str | None] = []
+        total = 0.0
+        for j, rung in enumerate(self.rungs):
+            out = rung_outcome(self.validator, record, rung.model, k=rung.k, previous=previous,
+                               prices=(rung.price_in, rung.price_out), order=self.order)
+            total += out.cost
+            if j == len(self.rungs) - 1 or rung.probability(out.raw, out.feats) >= self.threshold:
+                return j, out, total
+            previous.append(out.key)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": POLICY_FORMAT, "version": 1, **asdict(self)}
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Policy:
+        if data.get("format") != POLICY_FORMAT:
+            raise ConfigError(f"format: expected {POLICY_FORMAT!r}, got {data.get('format')!r}")
+        body = {k: v for k, v in data.items() if k not in ("format", "version")}
+        try:
+            body["rungs"] = [RungPolicy(**r) for r in body.get("rungs", [])]
+            return cls(**body)
+        except TypeError as exc:
+            raise ConfigError(f"policy: {exc}") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> Policy:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"policy file {str(path)!r}: {exc}") from None
+        return cls.from_json(data)

@@ -1,0 +1,63 @@
+"""The library's own validators (Confidence, SelfConsistency) run unchanged on replayed completions
+and take the same decisions as the replay policy at the same (uncalibrated) threshold."""
+
+import asyncio
+
+import pytest
+from replay_helpers import PRICES, dataset, tiny, voting_records
+
+from cascade import Cascade, Ladder, RetryPolicy, Rung
+from cascade.replay import Policy, ReplayProvider, RungPolicy, load_dataset
+from cascade.replay._data import default_data_dir
+from cascade.validators import Confidence, SelfConsistency
+
+
+def _run(ds, rungs, records):
+    cascade = Cascade(Ladder(rungs), on_exhausted="best_effort")
+    inputs = [{"messages": list(r.messages), "extra": {"replay_id": r.id}} for r in records]
+    return asyncio.run(cascade.map(inputs))
+
+
+def _rung(provider, model, validators):
+    return Rung(name=model, provider=provider, model=model, price_in=PRICES[model][0], price_out=PRICES[model][1],
+                validators=validators, retry=RetryPolicy(attempts=1))
+
+
+def test_confidence_validator_on_replay_matches_policy():
+    ds = dataset(tiny())
+    p = ReplayProvider(ds)
+    results = _run(ds, [_rung(p, "cheap", Confidence(0.8)), _rung(p, "mid", Confidence(0.8)), _rung(p, "top", [])],
+                   ds.split("test"))
+    pol = Policy("tiny", "confidence", [RungPolicy(m, 1, [0.0, 1.0], *PRICES[m], identity=True)
+                                        for m in ("cheap", "mid", "top")], 0.8)
+    fast = [pol.decide(r) for r in ds.split("test")]
+    assert [r.answered_by for r in results] == [pol.models[f[0]] for f in fast]
+    assert [r.cost_usd for r in results] == pytest.approx([f[2] for f in fast], rel=1e-12)
+
+
+def test_self_consistency_validator_on_replay_matches_policy():
+    ds = dataset(voting_records())
+    p = ReplayProvider(ds, order="interleave")
+    results = _run(ds, [_rung(p, "voter", SelfConsistency(samples=4, threshold=0.75)), _rung(p, "top", [])],
+                   ds.split("test"))
+    pol = Policy("votes", "consistency", [RungPolicy("voter", 4, [0.0, 1.0], *PRICES["voter"], identity=True),
+                                          RungPolicy("top", 1, [0.0, 1.0], *PRICES["top"], identity=True)], 0.75)
+    fast = [pol.decide(r) for r in ds.split("test")]
+    assert [r.answered_by for r in results] == [pol.models[f[0]] for f in fast]
+    assert [r.cost_usd for r in results] == pytest.approx([f[2] for f in fast], rel=1e-12)
+
+
+@pytest.mark.skipif(not (default_data_dir() / "mmlu.jsonl.gz").exists(), reason="recorded data not found")
+def test_confidence_validator_reads_recorded_logprobs_on_mmlu():
+    ds = load_dataset("mmlu")
+    recs = ds.split("test")[:300]
+    p = ReplayProvider(ds)
+    prices = {m.model: (m.price_in, m.price_out) for m in ds.models}
+    rungs = [Rung(name=m, provider=p, model=m, price_in=prices[m][0], price_out=prices[m][1],
+                  validators=v, retry=RetryPolicy(attempts=1))
+             for m, v in (("gpt-4o-mini", Confidence(0.9)), ("llama3.1-405b", []))]
+    results = _run(ds, rungs, recs)
+    accepted_cheap = [r.answered_by == "gpt-4o-mini" for r in results]
+    recorded = [(r.responses["gpt-4o-mini"].samples[0].confidence or 0) >= 0.9 for r in recs]
+    assert accepted_cheap == recorded
+    assert 0 < sum(accepted_cheap) < len(recs)

@@ -1,0 +1,33 @@
+"""On the recorded data next to the checkout (skipped when it is absent): the real Cascade run equals
+the fast path, and the single-model figures equal the catalog's."""
+
+import pytest
+
+from cascade.replay import load_dataset
+from cascade.replay._data import default_data_dir
+from cascade.replay._fit import fit_policy
+from cascade.replay._metrics import single_models
+from cascade.replay._run import run_policy_sync
+
+pytestmark = pytest.mark.skipif(not (default_data_dir() / "mot_date.jsonl.gz").exists(),
+                                reason="recorded data not found (set CASCADE_DATA_DIR)")
+
+
+def test_mot_date_self_consistency_cascade_equals_fast_path():
+    ds = load_dataset("mot_date")
+    pol = fit_policy(ds, ["gpt-3.5-turbo", "gpt-4"], "consistency", epsilon=0.1, ks=(4, 10))
+    assert pol.models == ["gpt-3.5-turbo", "gpt-4"]  # a cheaper ladder is certified at this epsilon
+    test = ds.split("test")
+    outs = run_policy_sync(ds, pol, test)
+    fast = [pol.decide(r) for r in test]
+    assert [(o.rung, o.correct) for o in outs] == [(f[0], f[1].correct) for f in fast]
+    assert sum(o.cost_usd for o in outs) == pytest.approx(sum(f[2] for f in fast), rel=1e-12)
+    assert 0 < sum(o.rung == 1 for o in outs) < len(outs)
+
+
+def test_single_model_accuracy_matches_catalog():
+    ds = load_dataset("mot_date")
+    stats = ds.catalog["stats"]["test"]
+    prices = {m.model: (m.price_in, m.price_out) for m in ds.models}
+    for s in single_models(ds.split("test"), prices):
+        assert s.accuracy == pytest.approx(stats[s.model]["accuracy"], abs=5e-4)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "cascade.stats._cli",
     "cascade.replay._cli",
+    "cascade.demo._cli",
 )
 
 

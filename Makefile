@@ -51,7 +51,7 @@ demo: local
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-# make bench: the performance figures of docs/readme/performance.md. LiteLLM and openai are compared
+# make bench: the figures of README.md, "Performance". LiteLLM and openai are compared
 # against, never dependencies: they live in their own venv, .venv-bench.
 BENCH_VENV ?= .venv-bench
 BENCH_PKGS ?= litellm==1.110.2 openai==3.57.0 py-spy==0.4.3

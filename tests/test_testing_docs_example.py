@@ -1,4 +1,4 @@
-"""The example of docs/readme/testing-server.md, kept runnable: the cascade core through TestServer."""
+"""The example of README.md, "Testing your cascade", kept runnable: the cascade core through TestServer."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""What the benchmarks share: the loopback test server in separate processes, and a closed-loop driver.
+"""What the benchmarks share: the loopback test server in separate processes, a closed-loop driver, and an
+in-memory provider with its answer and schema.
 
 Not part of the package. The server is ``python -m cascade.testing`` (an aiohttp server answering
 instantly); with ``workers > 1`` several server processes share one port through SO_REUSEPORT, so that
@@ -15,6 +16,35 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+from cascade import Completion, CompletionRequest
+
+CONTENT = '{"label": "spam", "score": 0.9}'
+SCHEMA = {
+    "type": "object",
+    "properties": {"label": {"type": "string", "enum": ["spam", "ham"]}, "score": {"type": "number"}},
+    "required": ["label"],
+}
+
+
+class Instant:
+    """A provider that answers every request at once, with usage, from memory (no sockets: what is
+    left to measure is the router's own work). ``yield_each`` gives the loop a turn per call, as real
+    I/O would, so that many requests are in flight at once."""
+
+    name = "instant"
+
+    def __init__(self, yield_each: bool = False) -> None:
+        self.yield_each = yield_each
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        if self.yield_each:
+            await asyncio.sleep(0)
+        return Completion(text=CONTENT, tokens_in=12, tokens_out=9, finish_reason="stop", model=request.model)
+
+    async def aclose(self) -> None:
+        return None
+
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 

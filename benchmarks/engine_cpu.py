@@ -19,28 +19,12 @@ import sys
 import tempfile
 import time
 
-from cascade import Cascade, Completion, CompletionRequest, Rung
+from _bench import SCHEMA, Instant
+
+from cascade import Cascade, Rung
 from cascade.validators import JsonSchema
 
-CONTENT = '{"label": "spam", "score": 0.9}'
 MESSAGES = [{"role": "user", "content": "Classify: win a free cruise now!"}]
-SCHEMA = {
-    "type": "object",
-    "properties": {"label": {"type": "string", "enum": ["spam", "ham"]}, "score": {"type": "number"}},
-    "required": ["label"],
-}
-
-
-class Instant:
-    """A provider that answers every request at once, with usage, from memory."""
-
-    name = "instant"
-
-    async def complete(self, request: CompletionRequest) -> Completion:
-        return Completion(text=CONTENT, tokens_in=12, tokens_out=9, finish_reason="stop", model=request.model)
-
-    async def aclose(self) -> None:
-        return None
 
 
 def configs(log_path: str) -> dict[str, tuple[Cascade, int]]:

@@ -24,30 +24,10 @@ import tempfile
 import time
 from typing import Any
 
-from _bench import Servers
+from _bench import CONTENT, SCHEMA, Instant, Servers
 
-from cascade import Cascade, Completion, CompletionRequest, OpenAICompatible, Rung
+from cascade import Cascade, OpenAICompatible, Rung
 from cascade.validators import JsonSchema
-
-CONTENT = '{"label": "spam", "score": 0.9}'
-SCHEMA = {
-    "type": "object",
-    "properties": {"label": {"type": "string", "enum": ["spam", "ham"]}, "score": {"type": "number"}},
-    "required": ["label"],
-}
-
-
-class Instant:
-    """A provider that answers every request at once, from memory."""
-
-    name = "instant"
-
-    async def complete(self, request: CompletionRequest) -> Completion:
-        await asyncio.sleep(0)
-        return Completion(text=CONTENT, tokens_in=12, tokens_out=9, finish_reason="stop", model=request.model)
-
-    async def aclose(self) -> None:
-        return None
 
 
 def rss_kb() -> int:
@@ -62,7 +42,7 @@ def inputs(n: int) -> Any:
 
 
 async def child(args: argparse.Namespace) -> dict[str, Any]:
-    provider: Any = Instant() if args.provider == "instant" else OpenAICompatible(args.base_url)
+    provider: Any = Instant(yield_each=True) if args.provider == "instant" else OpenAICompatible(args.base_url)
     rungs = [
         Rung(name="small", provider=provider, model="gpt-4o-mini", price_in=0.15, price_out=0.6),
         Rung(name="big", provider=provider, model="gpt-4o", price_in=2.5, price_out=10.0),

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from checks import is_json
 
 from cascade import (
     Anthropic,
@@ -38,15 +39,6 @@ def ladder(server: TestServer, **kw: Any) -> Ladder:
             Rung(name="large", provider=p, model="large-m", price_in=2.0, price_out=8.0, retry=FAST_RETRY, **kw),
         ]
     )
-
-
-@check(name="is_json")
-def is_json(c: Any) -> bool:
-    try:
-        json.loads(c.text)
-    except ValueError:
-        return False
-    return True
 
 
 def test_rejected_cheap_rung_escalates_and_costs_add_up(server: TestServer, tmp_path: Path) -> None:

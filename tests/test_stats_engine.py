@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from checks import is_json
 
 from cascade import Cascade, CascadeExhausted, Ladder, OpenAICompatible, RetryPolicy, Rung
 from cascade._cli import main
-from cascade.validators import check
 
 # the suite's test server (and the ``server`` fixture) come with the lead's cascade.testing
 _testing = pytest.importorskip("cascade.testing")
@@ -28,15 +28,6 @@ FAST_RETRY = RetryPolicy(attempts=3, initial_wait_s=0.01, max_wait_s=0.02)
 PRICES = {"small": (0.1, 0.4), "medium": (1.0, 4.0), "large": (10.0, 30.0)}  # USD per 1M tokens
 MSG = [{"role": "user", "content": "Classify: my card was charged twice"}]
 GOOD, BAD = '{"label": "billing"}', "It is about billing."
-
-
-@check(name="is_json")
-def is_json(c: Any) -> bool:
-    try:
-        json.loads(c.text)
-    except ValueError:
-        return False
-    return True
 
 
 def cost(rung: str, tokens_in: int, tokens_out: int) -> float:

@@ -84,6 +84,8 @@ def test_demo_runs_for_real_and_writes_its_log(tmp_path: Path, capsys: pytest.Ca
     out = capsys.readouterr().out
     assert "== tickets: 2 items" in out and "== invoices: 2 items" in out and str(log) in out
     assert "large alone" in out
+    summary = out.split("the escalation log, summarised", 1)[1]  # ends with `cascade stats` on the log
+    assert "requests" in summary and "tickets" in summary and "invoices" in summary
     events = [json.loads(line) for line in log.read_text().splitlines()]
     requests = [e for e in events if e["event"] == "request"]
     assert len(requests) == 4  # the cascade's requests; the top-rung-alone baseline is not logged

@@ -134,4 +134,14 @@ def main(args: argparse.Namespace) -> int:
         return 130
     print()
     print(report)
+    print(f"\n== the escalation log, summarised (the same as `cascade stats {log_path} --by metadata.task`)")
+    print_log_summary(log_path)
     return 0
+
+
+def print_log_summary(log_path: Path) -> None:
+    """End with what a user would run next on their own log: ``cascade stats``, per task."""
+    from ..stats import build_report
+    from ..stats._render import render
+
+    render(build_report([str(log_path)], group_by="task").data, ["rung", "reason", "metadata.task"], use_rich=False)

@@ -13,6 +13,7 @@ from .._ladder import Ladder, RequestParams, Rung
 from .._result import CascadeResult
 from ..local import LocalLadder
 from ..validators import Confidence, JsonSchema, Validator, check
+from ._grounding import grounded
 from ._tasks import LABELS, Task
 
 Progress = Callable[[int, "ItemOutcome"], None]
@@ -80,31 +81,21 @@ class TaskRun:
         return rows
 
 
-def _grounded(text_of: Callable[[Any], str]) -> Validator:
-    """The extracted vendor and invoice number must appear in the message (catches invented values)."""
-
-    def grounded(candidate: Any) -> bool:
-        parsed = candidate.parsed
-        source = text_of(candidate).casefold()
-        if parsed is None:
-            return False
-        return str(parsed.vendor).casefold() in source and str(parsed.invoice_number).casefold() in source
-
-    validator: Validator = check(grounded, name="grounded")
-    return validator
-
-
 def _user_text(candidate: Any) -> str:
     return "\n".join(str(m.get("content", "")) for m in candidate.messages if m.get("role") == "user")
 
 
 def validators_for(task: Task, tuning: Tuning, top: bool) -> list[Validator]:
-    """Schema always; below the top rung also the confidence check (and grounding for invoices)."""
+    """Schema always; below the top rung also the confidence check for tickets, and for invoices the
+    grounding check (plus a confidence check when ``tuning.invoice_threshold`` is set)."""
     if task.parse_model is not None:
         schema = JsonSchema(task.parse_model)
         if top:
             return [schema]
-        return [schema, _grounded(_user_text), Confidence(tuning.invoice_threshold, aggregate="min")]
+        checks = [schema, check(grounded(_user_text), name="grounded")]
+        if tuning.invoice_threshold is not None:
+            checks.append(Confidence(tuning.invoice_threshold, aggregate="min"))
+        return checks
     schema = JsonSchema(task.schema)
     if top:
         return [schema]
@@ -112,14 +103,16 @@ def validators_for(task: Task, tuning: Tuning, top: bool) -> list[Validator]:
 
 
 def params_for(task: Task, rung: str, tuning: Tuning) -> RequestParams:
-    """Temperature 0, logprobs for the confidence check, JSON constrained by the task's schema.
+    """Temperature 0, JSON constrained by the task's schema. Logprobs are asked for only by the rungs
+    whose checks read them (``Confidence.request_params``): llama-cpp-python sorts the whole
+    vocabulary in Python for every generated token when they are on, about 0.5 s a token here.
 
     The 135M model under schema-constrained decoding reports full confidence whether right or wrong,
     so by default it gets plain JSON mode (``small_schema=False``) and the schema is checked after.
     """
     constrained = rung != "small" or tuning.small_schema
     fmt = task.response_format() if constrained else {"type": "json_object"}
-    return RequestParams(temperature=0, max_tokens=task.max_tokens, response_format=fmt, logprobs=True, top_logprobs=10)
+    return RequestParams(temperature=0, max_tokens=task.max_tokens, response_format=fmt)
 
 
 def build_ladder(local: LocalLadder, task: Task, tuning: Tuning, *, top_only: bool = False) -> Ladder:

@@ -73,13 +73,43 @@ def register(subparsers: Any) -> None:
 def _load(args: argparse.Namespace) -> Any:
     from ._data import load_dataset
 
+    if args.max_rungs < 1:
+        raise CascadeError(f"--max-rungs: expected at least 1, got {args.max_rungs!r}")
+    thr = getattr(args, "thresholds", None)
+    if thr is not None and not 0.0 <= thr <= 1.0:
+        raise CascadeError(f"--thresholds: expected a number in [0, 1] (every raw signal is a share or a "
+                           f"probability), got {thr!r}")
     ds = load_dataset(args.data, args.data_dir)
     ladder = [m.strip() for m in args.ladder.split(",") if m.strip()]
     if not ladder:
         raise CascadeError(f"--ladder: expected model names, got {args.ladder!r}")
     for m in ladder:
-        ds.model(m)
+        try:
+            ds.model(m)
+        except CascadeError as exc:
+            raise CascadeError(f"--ladder: {exc}") from None
+    _check_signal(ds, ladder[:-1], args.validator)
     return ds, ladder
+
+
+def _check_signal(ds: Any, cheap: list[str], validator: str) -> None:
+    """A cheaper rung without the recorded signal would never accept: say so instead of replaying."""
+    for m in cheap:
+        entries = [r.responses[m] for r in ds.records]
+        if validator == "consistency" and max(len(e.samples) for e in entries) < 2:
+            raise CascadeError(f"--validator consistency: model {m!r} has 1 recorded sample per query in "
+                               f"{ds.name!r}; self-consistency needs several (try confidence or agreement)")
+        if validator == "confidence" and all(s.confidence is None for e in entries for s in e.samples):
+            raise CascadeError(f"--validator confidence: model {m!r} has no recorded confidence in {ds.name!r} "
+                               f"(try agreement)")
+
+
+def _check_policy(policy: Any, ladder: list[str], validator: str) -> None:
+    if policy.validator != validator:
+        raise CascadeError(f"--validator: the policy was fitted for {policy.validator!r}, got {validator!r}")
+    extra = [m for m in policy.models if m not in ladder]
+    if extra:
+        raise CascadeError(f"--ladder: the policy's rungs {extra} are not in --ladder {ladder}")
 
 
 def _fit(args: argparse.Namespace, ds: Any, ladder: list[str], split: str) -> Any:
@@ -99,6 +129,7 @@ def _eval(args: argparse.Namespace) -> int:
         ds, ladder = _load(args)
         if args.policy:
             policy = Policy.load(args.policy)
+            _check_policy(policy, ladder, args.validator)
         elif args.fit:
             policy = _fit(args, ds, ladder, args.fit)
         else:
@@ -107,11 +138,11 @@ def _eval(args: argparse.Namespace) -> int:
                      for m in ladder]
             policy = Policy(ds.name, args.validator, rungs, thr, method="fixed")
         report = evaluate(ds, policy, args.split)
+        if args.plot:
+            plot(report, args.plot)
     except CascadeError as exc:
         print(f"cascade eval: {exc}", file=sys.stderr)
         return 2
-    if args.plot:
-        plot(report, args.plot)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -132,10 +163,10 @@ def _tune(args: argparse.Namespace) -> int:
     try:
         ds, ladder = _load(args)
         policy = _fit(args, ds, ladder, args.split)
+        policy.save(args.out)
     except CascadeError as exc:
         print(f"cascade tune: {exc}", file=sys.stderr)
         return 2
-    policy.save(args.out)
     f = policy.fit
     print(f"fitted on {f['n']} {args.split} queries ({f['families']} candidate ladders, delta split Bonferroni)")
     print(f"ladder: {' > '.join(policy.models)}; threshold {policy.threshold:.4f} on calibrated {policy.validator}")

@@ -24,6 +24,17 @@ def test_clopper_pearson_known_values():
     assert clopper_pearson_upper(3, 100, 0.1) < clopper_pearson_upper(3, 100, 0.01)
 
 
+@pytest.mark.parametrize(("errors", "n", "delta"), [(1, 20, 0.1), (3, 100, 0.05), (12, 285, 0.1 / 7), (40, 1031, 0.01)])
+def test_clopper_pearson_is_the_exact_binomial_tail_bound(errors, n, delta):
+    """The upper bound u is the rate at which seeing <= ``errors`` of ``n`` has probability exactly delta:
+    any rate above it would make the observed count rarer than delta."""
+    from scipy.stats import binom
+
+    u = clopper_pearson_upper(errors, n, delta)
+    assert binom.cdf(errors, n, u) == pytest.approx(delta, rel=1e-6)
+    assert binom.cdf(errors, n, u * 0.99) > delta > binom.cdf(errors, n, min(1.0, u * 1.01))
+
+
 def test_fit_logistic_recovers_slope_sign():
     rng = np.random.default_rng(0)
     x = rng.normal(size=2000)

@@ -17,7 +17,7 @@ from cascade.validators import check
 policy = json.load(open("{path}"))
 
 def calibrated_confidence(rung):
-    # w[0] + w[1] * logit(confidence) (+ w[2:] . agreement with earlier rungs, if the fit used them)
+    # w[0] + w[1] * logit(confidence) (printed only when no rung also weighs agreement with earlier rungs)
     w = rung["w"]
     def ok(candidate):
         c = candidate.completion.confidence  # or exp(logprob) of the answer token
@@ -174,5 +174,12 @@ def _tune(args: argparse.Namespace) -> int:
           f"(target <= {policy.epsilon}); {'certified' if f['certified_ok'] else 'NOT certified'}")
     print(f"cost/query {f['cost_per_query']:.3g} vs top rung alone {f['top_cost_per_query']:.3g}")
     print(f"wrote {args.out}\n")
+    extra = [r.model for r in policy.rungs[:-1] if len(r.w) > 2]
+    if policy.validator != "confidence" or extra:
+        why = (f"its rungs {extra} also weigh agreement with earlier rungs' answers" if extra
+               else f"its signal is {policy.validator!r}")
+        print(f"(no code snippet: the snippet covers calibrated confidence alone and {why}; apply the JSON's "
+              f"weights with cascade.replay.Policy.load({args.out!r}).rungs[i].probability)")
+        return 0
     print(SNIPPET.format(path=args.out))
     return 0

@@ -59,6 +59,9 @@ def register(subparsers: Any) -> None:
     g.add_argument("--thresholds", type=float, default=None, help="accept when the raw signal >= this (no fit)")
     g.add_argument("--fit", default=None, choices=["train", "test"], help="fit rungs and threshold on this split")
     g.add_argument("--policy", default=None, help="a policy JSON written by `cascade tune`")
+    ev.add_argument("--samples", type=int, default=None,
+                    help="with --thresholds and --validator consistency: samples voted per cheaper rung "
+                         "(default: every recorded sample)")
     ev.add_argument("--split", default="test", choices=["train", "test", "all"])
     ev.add_argument("--json", action="store_true", help="print the full report as JSON")
     ev.add_argument("--plot", default=None, help="write a cost-accuracy plot (PNG) here")
@@ -104,6 +107,24 @@ def _check_signal(ds: Any, cheap: list[str], validator: str) -> None:
                                f"(try agreement)")
 
 
+def _fixed_samples(ds: Any, ladder: list[str], validator: str, samples: int | None) -> list[int]:
+    """Samples per rung for a fixed threshold: the cheaper rungs of a consistency ladder vote over
+    ``samples`` (default: all they recorded); the top rung and every other signal use one."""
+    if samples is not None and (validator != "consistency" or samples < 2):
+        raise CascadeError(f"--samples: only with --validator consistency, and at least 2; got {samples!r} "
+                           f"with --validator {validator}")
+    ks = []
+    for j, m in enumerate(ladder):
+        recorded = min(len(r.responses[m].samples) for r in ds.records)
+        if validator != "consistency" or j == len(ladder) - 1:
+            ks.append(1)
+        elif samples is not None and samples > recorded:
+            raise CascadeError(f"--samples: model {m!r} has {recorded} recorded sample(s) per query, got {samples}")
+        else:
+            ks.append(samples or recorded)
+    return ks
+
+
 def _check_policy(policy: Any, ladder: list[str], validator: str) -> None:
     if policy.validator != validator:
         raise CascadeError(f"--validator: the policy was fitted for {policy.validator!r}, got {validator!r}")
@@ -134,8 +155,9 @@ def _eval(args: argparse.Namespace) -> int:
             policy = _fit(args, ds, ladder, args.fit)
         else:
             thr = args.thresholds if args.thresholds is not None else 0.5
-            rungs = [RungPolicy(m, 1, [0.0, 1.0], ds.model(m).price_in, ds.model(m).price_out, identity=True)
-                     for m in ladder]
+            ks = _fixed_samples(ds, ladder, args.validator, args.samples)
+            rungs = [RungPolicy(m, k, [0.0, 1.0], ds.model(m).price_in, ds.model(m).price_out, identity=True)
+                     for m, k in zip(ladder, ks, strict=True)]
             policy = Policy(ds.name, args.validator, rungs, thr, method="fixed")
         report = evaluate(ds, policy, args.split)
         if args.plot:
@@ -153,9 +175,10 @@ def _eval(args: argparse.Namespace) -> int:
     for r in report["rungs"]:
         print(f"  rung {r['model']}: reached {r['reached']}, answered {r['answered']}, "
               f"escalation rate {r['escalation_rate']:.3f}")
+    apgr, matched = report["apgr"], report["cost_ratio_at_matched_accuracy"]
     print(f"  oracle {report['oracle']['accuracy']:.4f} @ {report['oracle']['cost_per_query']:.3g}; "
-          f"APGR {report['apgr']}; hull AUC {report['hull_auc']:.4f}; "
-          f"cost ratio at matched accuracy (sweep) {report['cost_ratio_at_matched_accuracy']}")
+          f"APGR {'-' if apgr is None else f'{apgr:.3f}'}; hull AUC {report['hull_auc']:.4f}; "
+          f"cost ratio at matched accuracy (sweep) {'none reaches it' if matched is None else f'{matched:.3f}'}")
     return 0
 
 

@@ -160,3 +160,16 @@ def test_report_measures_the_loss_through_the_engine():
     rep = evaluate(ds, pol, "train")
     assert rep["engine_equals_simulation"] and rep["risk_on_split"] == pytest.approx(8 / 50)
     assert rep["accuracy"] == pytest.approx(40 / 50)
+
+
+def test_accuracy_target_bounds_the_error_of_the_cascade():
+    ds = dataset(top_sometimes_wrong(100))  # top is wrong on 20 of 100, cheap always right
+    pol = fit_policy(ds, ["cheap", "top"], "confidence", target="accuracy", epsilon=0.1)
+    assert pol.models == ["cheap", "top"] and pol.fit["risk"] == 0 and pol.fit["accuracy"] == 1.0
+    assert pol.fit["risk_bound"] == pytest.approx(clopper_pearson_upper(0, 100, 0.1 / 2))
+    # an error target below the top rung's own 20% with nothing better: not certified, top alone is returned
+    recs = top_sometimes_wrong(100)
+    for r in recs:
+        r["responses"]["cheap"] = r["responses"]["top"]
+    worse = fit_policy(dataset(recs), ["cheap", "top"], "confidence", target="accuracy", epsilon=0.1)
+    assert worse.models == ["top"] and not worse.fit["certified_ok"] and worse.fit["risk"] == pytest.approx(0.2)

@@ -24,6 +24,17 @@ def test_clopper_pearson_known_values():
     assert clopper_pearson_upper(3, 100, 0.1) < clopper_pearson_upper(3, 100, 0.01)
 
 
+@pytest.mark.parametrize(("errors", "n", "delta"), [(1, 20, 0.1), (3, 100, 0.05), (12, 285, 0.1 / 7), (40, 1031, 0.01)])
+def test_clopper_pearson_is_the_exact_binomial_tail_bound(errors, n, delta):
+    """The upper bound u is the rate at which seeing <= ``errors`` of ``n`` has probability exactly delta:
+    any rate above it would make the observed count rarer than delta."""
+    from scipy.stats import binom
+
+    u = clopper_pearson_upper(errors, n, delta)
+    assert binom.cdf(errors, n, u) == pytest.approx(delta, rel=1e-6)
+    assert binom.cdf(errors, n, u * 0.99) > delta > binom.cdf(errors, n, min(1.0, u * 1.01))
+
+
 def test_fit_logistic_recovers_slope_sign():
     rng = np.random.default_rng(0)
     x = rng.normal(size=2000)
@@ -149,3 +160,16 @@ def test_report_measures_the_loss_through_the_engine():
     rep = evaluate(ds, pol, "train")
     assert rep["engine_equals_simulation"] and rep["risk_on_split"] == pytest.approx(8 / 50)
     assert rep["accuracy"] == pytest.approx(40 / 50)
+
+
+def test_accuracy_target_bounds_the_error_of_the_cascade():
+    ds = dataset(top_sometimes_wrong(100))  # top is wrong on 20 of 100, cheap always right
+    pol = fit_policy(ds, ["cheap", "top"], "confidence", target="accuracy", epsilon=0.1)
+    assert pol.models == ["cheap", "top"] and pol.fit["risk"] == 0 and pol.fit["accuracy"] == 1.0
+    assert pol.fit["risk_bound"] == pytest.approx(clopper_pearson_upper(0, 100, 0.1 / 2))
+    # an error target below the top rung's own 20% with nothing better: not certified, top alone is returned
+    recs = top_sometimes_wrong(100)
+    for r in recs:
+        r["responses"]["cheap"] = r["responses"]["top"]
+    worse = fit_policy(dataset(recs), ["cheap", "top"], "confidence", target="accuracy", epsilon=0.1)
+    assert worse.models == ["top"] and not worse.fit["certified_ok"] and worse.fit["risk"] == pytest.approx(0.2)

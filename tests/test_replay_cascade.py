@@ -93,3 +93,18 @@ def test_policy_round_trips_through_json(tmp_path):
 
     with pytest.raises(ConfigError, match="format"):
         Policy.load(tmp_path / "bad.json")
+
+
+def test_cli_fixed_threshold_self_consistency_votes_over_the_recorded_samples(tmp_path, capsys):
+    path = write(tmp_path / "votes.jsonl.gz", voting_records())
+    base = ["eval", str(path), "--ladder", "voter,top", "--validator", "consistency", "--thresholds", "0.75", "--json"]
+    assert main(base) == 0  # default: all 4 samples vote; shares 1.0, 0.5, 1.0
+    rep = json.loads(capsys.readouterr().out)
+    assert [r["k"] for r in rep["rungs"]] == [4, 1]
+    assert [(r["reached"], r["answered"]) for r in rep["rungs"]] == [(3, 2), (1, 1)]
+    assert rep["accuracy"] == pytest.approx(2 / 3)  # v2's unanimous wrong vote is accepted
+    assert main([*base, "--samples", "2"]) == 0  # cot, pot interleaved: v1 votes A, C: share 0.5
+    rep = json.loads(capsys.readouterr().out)
+    assert [r["k"] for r in rep["rungs"]] == [2, 1] and rep["rungs"][0]["answered"] == 2
+    assert main([*base, "--samples", "5"]) == 2
+    assert "--samples" in capsys.readouterr().err

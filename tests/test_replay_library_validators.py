@@ -61,3 +61,44 @@ def test_confidence_validator_reads_recorded_logprobs_on_mmlu():
     recorded = [(r.responses["gpt-4o-mini"].samples[0].confidence or 0) >= 0.9 for r in recs]
     assert accepted_cheap == recorded
     assert 0 < sum(accepted_cheap) < len(recs)
+
+
+def _edited(edits: dict[str, dict]) -> list[dict]:
+    """tiny() with cheap's sample replaced per record id (text, logprob, confidence, ...)."""
+    recs = tiny()
+    for r in recs:
+        r["responses"]["cheap"]["samples"][0].update(edits.get(r["id"], {}))
+    return recs
+
+
+def test_confidence_validator_reads_a_recorded_logprob():
+    """No recorded confidence, only a logprob: the provider serves it as ``Completion.logprobs`` and the
+    library's Confidence check turns it back into a probability."""
+    import math
+
+    edits = {rid: {"confidence": None, "logprob": math.log(p)} for rid, p in
+             (("q0", 0.9), ("q1", 0.85), ("q2", 0.3), ("q3", 0.79))}
+    ds = dataset(_edited(edits))
+    p = ReplayProvider(ds)
+    results = _run(ds, [_rung(p, "cheap", Confidence(0.8)), _rung(p, "top", [])], ds.split("test"))
+    assert [r.answered_by for r in results] == ["cheap", "cheap", "top", "top"]
+    first = results[0].attempts[0]
+    assert first.verdicts[0].score == pytest.approx(0.9)
+
+
+def test_json_schema_validator_reads_replayed_text_and_ledger_gets_recorded_tokens():
+    from cascade.validators import JsonSchema
+
+    schema = {"type": "object", "properties": {"label": {"enum": ["A", "B", "C"]}}, "required": ["label"]}
+    edits = {"q0": {"text": '{"label": "A"}'}, "q1": {"text": "The answer is A."},
+             "q2": {"text": '```json\n{"label": "B"}\n```'}, "q3": {"text": '{"label": "Z"}'}}
+    ds = dataset(_edited(edits))
+    p = ReplayProvider(ds)
+    results = _run(ds, [_rung(p, "cheap", JsonSchema(schema)), _rung(p, "top", [])], ds.split("test"))
+    assert [r.answered_by for r in results] == ["cheap", "top", "cheap", "top"]
+    assert results[0].parsed == {"label": "A"} and results[2].parsed == {"label": "B"}
+    reasons = [a.verdicts[0].reason for r in results for a in r.attempts if a.rung == "cheap"]
+    assert reasons == ["ok", "json_unparseable", "ok", "schema_invalid"]
+    # the ledger charges what was recorded: 100 prompt + 10 output tokens per call, and their recorded cost
+    assert (results[1].tokens_in, results[1].tokens_out) == (200, 20)
+    assert results[1].cost_usd == pytest.approx((100 + 10) * (PRICES["cheap"][0] + PRICES["top"][0]) / 1e6)

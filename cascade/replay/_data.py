@@ -168,15 +168,21 @@ def load_dataset(name_or_path: str | os.PathLike[str], data_dir: str | os.PathLi
         d = Path(data_dir) if data_dir is not None else p.parent
         name = p.name.split(".")[0]
         path = p
+    elif _looks_like_path(str(name_or_path)):
+        raise ConfigError(f"data: file {str(name_or_path)!r} does not exist (or is not a file)")
     else:
         d = Path(data_dir) if data_dir is not None else default_data_dir()
         name = str(name_or_path)
         path = d / f"{name}.jsonl.gz"
     catalog_entry: dict[str, Any] = {}
     if (d / "catalog.json").exists():
-        catalog_entry = load_catalog(d).get("datasets", {}).get(name, {})
+        known = load_catalog(d).get("datasets", {})
+        catalog_entry = known.get(name, {})
+        if not path.exists():
+            raise ConfigError(f"data: unknown dataset {name!r} (no {path.name} in {str(d)!r}); "
+                              f"datasets are {sorted(known)}")
     elif not path.exists():
-        raise ConfigError(f"dataset {name!r}: no file {str(path)!r} and no catalog in {str(d)!r}")
+        raise ConfigError(f"data: dataset {name!r}: no file {str(path)!r} and no catalog in {str(d)!r}")
     records = list(iter_records(path))
     if not records:
         raise ConfigError(f"{path}: no records")
@@ -187,6 +193,10 @@ def load_dataset(name_or_path: str | os.PathLike[str], data_dir: str | os.PathLi
                               f"differ from the first record's {order}")
     models = _models(catalog_entry, order, records)
     return Dataset(name=name, records=records, models=models, catalog=catalog_entry)
+
+
+def _looks_like_path(text: str) -> bool:
+    return os.sep in text or "/" in text or text.endswith((".jsonl", ".gz", ".json"))
 
 
 def _models(entry: dict[str, Any], order: list[str], records: list[Record]) -> list[ModelInfo]:

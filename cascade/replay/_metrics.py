@@ -97,17 +97,19 @@ def hull_value(hull: Sequence[Point], cost: float) -> float:
 
 
 def hull_auc(points: Sequence[Point], lo: float, hi: float) -> float:
-    """Mean hull accuracy over the cost range [lo, hi] (the normalised area under the curve)."""
+    """Mean hull accuracy over the cost range [lo, hi] (the normalised area under the curve).
+    Below the cheapest operating point there is none: accuracy 0 there (a step, not a ramp)."""
     if hi <= lo:
         raise ValueError(f"hull_auc: need lo < hi, got lo={lo!r}, hi={hi!r}")
     hull = upper_hull(points)
+    if not hull:
+        return 0.0
     xs = sorted({lo, hi, *(x for x, _ in hull if lo < x < hi)})
     area = 0.0
     for a, b in itertools.pairwise(xs):
-        ya, yb = hull_value(hull, a), hull_value(hull, b)
-        if hull and a < hull[0][0] < b:  # the curve starts inside this interval
-            ya, a = hull[0][1], hull[0][0]
-        area += (ya + yb) / 2 * (b - a)
+        if b <= hull[0][0]:  # no operating point this cheap (the hull's first x is in xs when inside)
+            continue
+        area += (hull_value(hull, a) + hull_value(hull, b)) / 2 * (b - a)
     return area / (hi - lo)
 
 

@@ -171,6 +171,9 @@ class Policy:
             raise ConfigError(f"validator: expected one of {list(KINDS)}, got {self.validator!r}")
         if not self.rungs:
             raise ConfigError("rungs: a policy needs at least one rung, got []")
+        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) \
+                or not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError(f"threshold: expected a number in [0, 1], got {self.threshold!r}")
 
     @property
     def models(self) -> list[str]:
@@ -193,11 +196,15 @@ class Policy:
         return {"format": POLICY_FORMAT, "version": 1, **asdict(self)}
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        try:
+            Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"policy file {str(path)!r}: cannot write it: {exc.strerror or exc}") from None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Policy:
-        if data.get("format") != POLICY_FORMAT:
+        if not isinstance(data, dict) or data.get("format") != POLICY_FORMAT:
+            data = data if isinstance(data, dict) else {"format": type(data).__name__}
             raise ConfigError(f"format: expected {POLICY_FORMAT!r}, got {data.get('format')!r}")
         body = {k: v for k, v in data.items() if k not in ("format", "version")}
         try:

@@ -3,9 +3,11 @@ compared with every single model, the oracle and its own cost-accuracy sweep."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
+from .._errors import ConfigError
 from ._data import Dataset
 from ._fit import sweep
 from ._metrics import (
@@ -90,9 +92,9 @@ def plot(report: dict[str, Any], path: str) -> None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        from matplotlib.ticker import NullFormatter
+        from matplotlib.ticker import FuncFormatter
     except ImportError:  # pragma: no cover - depends on the environment
-        raise SystemExit("--plot needs matplotlib: pip install 'cascade-router[plot]'") from None
+        raise ConfigError("--plot needs matplotlib: pip install 'cascade-router[plot]'") from None
     fig, ax = plt.subplots(figsize=(7, 4.5))
     sw = sorted(report["sweep"], key=lambda p: p["cost_per_query"])
     ax.plot([p["cost_per_query"] for p in sw], [p["accuracy"] for p in sw], "-", color="tab:blue", alpha=0.6,
@@ -104,14 +106,28 @@ def plot(report: dict[str, Any], path: str) -> None:
     ax.scatter(report["oracle"]["cost_per_query"], report["oracle"]["accuracy"], marker="*", s=90,
                color="tab:green", label="oracle")
     ax.set_xscale("log")
-    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.xaxis.set_major_formatter(FuncFormatter(_usd_label))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda x, pos: _usd_label(x, pos) if _lead_digit(x) in (2, 5) else ""))
     ax.set_xlabel("USD per query (log)")
     ax.set_ylabel("accuracy")
     ax.set_title(f"{report['dataset']} ({report['split']}, n={report['n']})")
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        fig.savefig(path, dpi=120)
+    except (OSError, ValueError) as exc:  # a missing folder, or an extension matplotlib cannot write
+        raise ConfigError(f"--plot: cannot write {str(path)!r}: {exc}") from None
+    finally:
+        plt.close(fig)
+
+
+def _lead_digit(x: float) -> int:
+    return round(x / 10 ** math.floor(math.log10(x))) if x > 0 else 0
+
+
+def _usd_label(x: float, _pos: object = None) -> str:
+    """Tick labels in plain dollars (a log axis over one decade otherwise shows a single label)."""
+    return f"${x:.2g}" if x > 0 else ""
 
 
 def summary_row(report: dict[str, Any]) -> Sequence[str]:

@@ -1,0 +1,100 @@
+"""Bad input to ``cascade eval`` / ``cascade tune``: exit code 2 and one line naming the field and the
+value, never a traceback."""
+
+import json
+
+import pytest
+from replay_helpers import tiny, voting_records, write
+
+from cascade._cli import main
+
+
+@pytest.fixture
+def tiny_path(tmp_path):
+    return str(write(tmp_path / "tiny.jsonl.gz", tiny()))
+
+
+def _one_line_error(capsys, *needles: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    for n in needles:
+        assert n in err, (n, err)
+    return err
+
+
+@pytest.mark.parametrize(("extra", "needles"), [
+    (["--ladder", "cheap,gpt-9", "--validator", "confidence"], ["--ladder", "gpt-9"]),
+    (["--ladder", ",", "--validator", "confidence"], ["--ladder", "','"]),
+    (["--ladder", "cheap,top", "--validator", "confidence", "--thresholds", "1.5"], ["--thresholds", "1.5"]),
+    (["--ladder", "cheap,top", "--validator", "confidence", "--thresholds", "-0.1"], ["--thresholds", "-0.1"]),
+    (["--ladder", "cheap,top", "--validator", "confidence", "--max-rungs", "0"], ["--max-rungs", "0"]),
+    (["--ladder", "cheap,top", "--validator", "consistency", "--thresholds", "0.5"], ["consistency", "'cheap'"]),
+    (["--ladder", "cheap,top", "--validator", "confidence", "--policy", "/nonexistent/p.json"],
+     ["policy file", "/nonexistent/p.json"]),
+    (["--ladder", "cheap,top", "--validator", "confidence", "--thresholds", "0.5", "--plot", "/nonexistent/d/x.png"],
+     ["--plot", "/nonexistent/d/x.png"]),
+])
+def test_eval_bad_input(tiny_path, capsys, extra, needles):
+    assert main(["eval", tiny_path, *extra]) == 2
+    _one_line_error(capsys, *needles)
+
+
+def test_missing_file_and_unknown_dataset(tmp_path, capsys):
+    assert main(["eval", str(tmp_path / "missing.jsonl"), "--ladder", "a,b", "--validator", "confidence"]) == 2
+    _one_line_error(capsys, "data", "missing.jsonl'")
+    write(tmp_path / "tiny.jsonl.gz", tiny())
+    (tmp_path / "catalog.json").write_text(json.dumps({"format_version": 1, "datasets": {"tiny": {}}}))
+    assert main(["eval", "nope", "--data-dir", str(tmp_path), "--ladder", "a,b", "--validator", "confidence"]) == 2
+    _one_line_error(capsys, "unknown dataset 'nope'", "['tiny']")
+
+
+def test_confidence_needs_a_recorded_confidence(tmp_path, capsys):
+    path = str(write(tmp_path / "votes.jsonl.gz", voting_records()))  # no confidence recorded
+    assert main(["eval", path, "--ladder", "voter,top", "--validator", "confidence", "--thresholds", "0.5"]) == 2
+    _one_line_error(capsys, "--validator confidence", "'voter'")
+
+
+def test_tune_unwritable_out_and_policy_mismatch(tiny_path, tmp_path, capsys):
+    assert main(["tune", tiny_path, "--ladder", "cheap,top", "--validator", "confidence", "--split", "test",
+                 "--epsilon", "0.5", "--out", str(tmp_path / "no" / "p.json")]) == 2
+    _one_line_error(capsys, "policy file", "p.json")
+    out = str(tmp_path / "p.json")
+    assert main(["tune", tiny_path, "--ladder", "cheap,top", "--validator", "confidence", "--split", "test",
+                 "--epsilon", "0.5", "--delta", "0.5", "--method", "empirical", "--out", out]) == 0
+    capsys.readouterr()
+    assert main(["eval", tiny_path, "--ladder", "cheap,top", "--validator", "agreement", "--policy", out]) == 2
+    _one_line_error(capsys, "--validator", "'confidence'", "'agreement'")
+    assert main(["eval", tiny_path, "--ladder", "mid,top", "--validator", "confidence", "--policy", out]) == 2
+    _one_line_error(capsys, "--ladder", "'cheap'")
+
+
+@pytest.mark.parametrize(("body", "needle"), [
+    ("[1, 2]", "format"),
+    ('{"format": "cascade-replay-policy", "dataset": "t", "validator": "confidence", "rungs": [{"model": "top"}],'
+     ' "threshold": "high"}', "threshold"),
+    ('{"format": "cascade-replay-policy", "dataset": "t", "validator": "confidence", "rungs": [{"model": "top"}],'
+     ' "threshold": 0.5, "colour": 1}', "colour"),
+    ("{not json", "policy file"),
+])
+def test_bad_policy_file(tiny_path, tmp_path, capsys, body, needle):
+    p = tmp_path / "bad.json"
+    p.write_text(body)
+    assert main(["eval", tiny_path, "--ladder", "cheap,top", "--validator", "confidence", "--policy", str(p)]) == 2
+    _one_line_error(capsys, needle)
+
+
+def test_tune_prints_the_snippet_only_when_it_reproduces_the_policy(tiny_path, tmp_path, capsys):
+    out = str(tmp_path / "p.json")
+    args = ["--split", "test", "--epsilon", "0.6", "--delta", "0.5", "--method", "empirical", "--out", out]
+    assert main(["tune", tiny_path, "--ladder", "cheap,top", "--validator", "confidence", *args]) == 0
+    assert "Cascade(Ladder(rungs))" in capsys.readouterr().out  # one cheap rung: confidence alone
+    assert main(["tune", tiny_path, "--ladder", "cheap,mid,top", "--validator", "confidence", "--max-rungs", "3",
+                 *args]) == 0
+    from cascade.replay import Policy
+
+    text = capsys.readouterr().out
+    assert len(Policy.load(out).rungs[1].w) == 3  # mid weighs its confidence and agreement with cheap
+    assert "no code snippet" in text and "['mid']" in text and "Cascade(Ladder(rungs))" not in text
+    assert main(["tune", tiny_path, "--ladder", "cheap,top", "--validator", "agreement", *args]) == 0
+    text = capsys.readouterr().out
+    assert "no code snippet" in text and "'agreement'" in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from .._ladder import Rung
 from ._run import TaskRun
@@ -38,6 +39,19 @@ def _pct(n: int, d: int) -> str:
     return f"{n}/{d} ({100 * n / d:.0f}%)" if d else "0/0"
 
 
+def idle_rungs(run: TaskRun) -> list[dict[str, Any]]:
+    """Rungs below the top that were tried and accepted nothing: pure overhead on this workload."""
+    return [row for row in run.rung_stats()[:-1] if row["reached"] and not row["accepted"]]
+
+
+def without_idle(run: TaskRun) -> tuple[float, float]:
+    """Cost and wall time of the same answers had the idle rungs not been on the ladder. Exact for the
+    cost (an escalation does not change what the next rung is sent); the time is the measured wall
+    time minus the idle rungs' measured latency."""
+    idle = idle_rungs(run)
+    return run.cost_usd - sum(r["cost_usd"] for r in idle), run.wall_s - sum(r["latency_s"] for r in idle)
+
+
 def task_report(cascade: TaskRun, baseline: TaskRun | None) -> list[str]:
     n = len(cascade.outcomes)
     lines = [f"== {cascade.task}: {n} items, ladder {' -> '.join(r.name for r in cascade.rungs)}"]
@@ -45,20 +59,26 @@ def task_report(cascade: TaskRun, baseline: TaskRun | None) -> list[str]:
     unanswered = sum(not o.result.accepted for o in cascade.outcomes)
     if unanswered:
         lines.append(f"  {unanswered} item(s) not accepted by any rung: the top rung's answer was used")
-    for row in cascade.rung_stats()[:-1]:
-        if row["reached"] and not row["accepted"]:
-            lines.append(
-                f"  note: rung {row['rung']} accepted nothing; without it the same answers would cost "
-                f"{_usd(cascade.cost_usd - row['cost_usd'])} and take about "
-                f"{cascade.wall_s - row['latency_s']:.1f} s"
-            )
+    idle = [row["rung"] for row in idle_rungs(cascade)]
     top = cascade.rungs[-1].name
-    lines.append(f"  {'':16} {'cascade':>16} {top + ' alone':>16}")
     b = baseline
-    lines.append(f"  {'accuracy':16} {_pct(cascade.correct, n):>16} {_pct(b.correct, n) if b else '-':>16}")
-    saving = f"  (cascade costs {100 * cascade.cost_usd / b.cost_usd:.0f}% of {top} alone)" if b and b.cost_usd else ""
-    lines.append(f"  {'notional cost':16} {_usd(cascade.cost_usd):>16} {_usd(b.cost_usd) if b else '-':>16}{saving}")
-    lines.append(f"  {'wall time':16} {cascade.wall_s:>15.1f}s {f'{b.wall_s:.1f}s' if b else '-':>16}")
+    cols = ["cascade"] + ([f"without {'+'.join(idle)}"] if idle else []) + [f"{top} alone"]
+    cost_wo, wall_wo = without_idle(cascade)
+    costs = [cascade.cost_usd] + ([cost_wo] if idle else []) + [b.cost_usd if b else None]
+    walls = [cascade.wall_s] + ([wall_wo] if idle else []) + [b.wall_s if b else None]
+    right = [cascade.correct] + ([cascade.correct] if idle else []) + [b.correct if b else None]
+    if idle:
+        lines.append(
+            f"  note: rung {', '.join(idle)} accepted nothing here: its calls are pure cost. The middle column"
+            " is the same answers without it (cost exact, time = measured minus its latency)"
+        )
+    lines.append(f"  {'':16}" + "".join(f"{c:>18}" for c in cols))
+    lines.append(f"  {'accuracy':16}" + "".join(f"{_pct(r, n) if r is not None else '-':>18}" for r in right))
+    lines.append(f"  {'notional cost':16}" + "".join(f"{_usd(c) if c is not None else '-':>18}" for c in costs))
+    if b and b.cost_usd:
+        shares = [cascade.cost_usd, cost_wo] if idle else [cascade.cost_usd]
+        lines.append(f"  {'vs ' + top + ' alone':16}" + "".join(f"{100 * c / b.cost_usd:>17.0f}%" for c in shares))
+    lines.append(f"  {'wall time':16}" + "".join(f"{w:>17.1f}s" if w is not None else f"{'-':>18}" for w in walls))
     return lines
 
 
@@ -77,11 +97,17 @@ def full_report(
         cost = sum(c.cost_usd for c, _ in runs)
         wall = sum(c.wall_s for c, _ in runs)
         lines += ["", f"== all tasks: cascade {_pct(right, n)} right, {_usd(cost)}, {wall:.1f} s"]
+        if any(idle_rungs(c) for c, _ in runs):
+            cost_wo = sum(without_idle(c)[0] for c, _ in runs)
+            wall_wo = sum(without_idle(c)[1] for c, _ in runs)
+            lines.append(f"   without the rungs that accepted nothing: {_usd(cost_wo)}, about {wall_wo:.1f} s")
         if all(b is not None for _, b in runs):
             b_right = sum(b.correct for _, b in runs if b)
             b_cost = sum(b.cost_usd for _, b in runs if b)
             b_wall = sum(b.wall_s for _, b in runs if b)
             lines.append(f"   top rung alone {_pct(b_right, n)} right, {_usd(b_cost)}, {b_wall:.1f} s")
+            if b_cost:
+                lines.append(f"   the cascade costs {100 * cost / b_cost:.0f}% of the top rung alone")
     if log_path:
         lines += ["", f"escalation log (JSONL, one event per attempt and per request): {log_path}"]
     return "\n".join(lines)

@@ -1,0 +1,98 @@
+"""The demo's run and report over the suite's test server: the same code path as `cascade demo`,
+with scripted rungs instead of llama.cpp, so the report's arithmetic is checked on every CI run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+from typing import Any
+
+from cascade import Ladder, OpenAICompatible, Rung
+from cascade.demo._report import full_report, without_idle
+from cascade.demo._run import TaskRun, Tuning, params_for, run_task, validators_for
+from cascade.demo._tasks import TICKET_TASK, load_items
+from cascade.testing import Reply, TestServer
+
+ITEMS = load_items(TICKET_TASK)[:6]
+GOLD = {item["text"]: item["gold"] for item in ITEMS}
+PRICES = {"small": (0.04, 0.04), "medium": (0.10, 0.10), "large": (0.20, 0.60)}
+
+
+def _label_reply(label: str, p: float) -> Reply:
+    other = "billing" if label != "billing" else "technical"
+    tokens = [('{"label": "', 0.0, {}), (label, math.log(p), {other: math.log(1 - p)}), ('"}', 0.0, {})]
+    return Reply(content=json.dumps({"label": label}), logprobs=tokens, tokens_in=100, tokens_out=6)
+
+
+def _script(server: TestServer) -> None:
+    """small: always cut off (accepts nothing); medium: right, sure on even items, unsure on odd; large: right."""
+    server.responder("small", lambda body: Reply(content='{"label": "bil', finish_reason="length", tokens_in=100))
+
+    def medium(body: dict[str, Any]) -> Reply:
+        text = body["messages"][-1]["content"]
+        sure = ITEMS.index(next(i for i in ITEMS if i["text"] == text)) % 2 == 0
+        return _label_reply(GOLD[text], 0.95 if sure else 0.4)
+
+    server.responder("medium", medium)
+    server.responder("large", lambda body: _label_reply(GOLD[body["messages"][-1]["content"]], 0.99))
+
+
+def _ladder(server: TestServer, names: tuple[str, ...]) -> Ladder:
+    tuning = Tuning()
+    rungs = [
+        Rung(
+            name=n,
+            provider=OpenAICompatible(server.base_url),
+            model=n,
+            price_in=PRICES[n][0],
+            price_out=PRICES[n][1],
+            params=params_for(TICKET_TASK, n, tuning),
+            validators=validators_for(TICKET_TASK, tuning, top=(n == names[-1])),
+        )
+        for n in names
+    ]
+    return Ladder(rungs)
+
+
+def _runs(server: TestServer) -> tuple[TaskRun, TaskRun]:
+    _script(server)
+
+    async def go() -> tuple[TaskRun, TaskRun]:
+        cascade = await run_task(TICKET_TASK, ITEMS, _ladder(server, ("small", "medium", "large")), mode="cascade")
+        alone = await run_task(TICKET_TASK, ITEMS, _ladder(server, ("large",)), mode="top_only")
+        return cascade, alone
+
+    return asyncio.run(go())
+
+
+def test_rungs_accept_what_their_checks_pass(server: TestServer) -> None:
+    cascade, alone = _runs(server)
+    assert [o.result.answered_by for o in cascade.outcomes] == ["medium", "large"] * 3
+    assert cascade.correct == alone.correct == 6
+    stats = {row["rung"]: row for row in cascade.rung_stats()}
+    assert stats["small"]["accepted"] == 0 and stats["small"]["reasons"] == {"truncated": 6}
+    assert stats["medium"]["accepted"] == 3 and stats["medium"]["reasons"] == {"low_confidence": 3}
+    assert stats["large"]["reached"] == 3
+
+
+def test_logprobs_are_asked_only_where_a_check_reads_them(server: TestServer) -> None:
+    _runs(server)
+    asked = {r.model: bool(r.body.get("logprobs")) for r in server.requests}
+    assert asked == {"small": True, "medium": True, "large": False}
+
+
+def test_report_shows_the_cascade_without_its_idle_rung(server: TestServer) -> None:
+    cascade, alone = _runs(server)
+    small_cost = sum(a.cost_usd for o in cascade.outcomes for a in o.result.attempts if a.rung == "small")
+    cost_without, _ = without_idle(cascade)
+    assert small_cost > 0 and math.isclose(cost_without, cascade.cost_usd - small_cost)
+    report = full_report([(cascade, alone)], {}, None)
+    assert "rung small accepted nothing" in report and "without small" in report
+    shares = re.search(r"vs large alone\s+(\d+)%\s+(\d+)%", report)
+    assert shares is not None
+    assert int(shares[1]) == round(100 * cascade.cost_usd / alone.cost_usd)
+    assert int(shares[2]) == round(100 * cost_without / alone.cost_usd)
+    assert int(shares[2]) < 100 < int(shares[1])  # the idle rung is what makes the cascade dearer here
+    assert re.search(r"accuracy\s+6/6 \(100%\)\s+6/6 \(100%\)\s+6/6 \(100%\)", report)

@@ -120,7 +120,12 @@ def unsupported_fields(invoice: Any, text: str) -> list[str]:
     return bad
 
 
-def grounded(source_text: Callable[[Candidate], str]) -> Callable[[Candidate], Verdict]:
+def user_text(candidate: Candidate) -> str:
+    """What the user sent: the message the fields must come from."""
+    return "\n".join(str(m.get("content", "")) for m in candidate.messages if m.get("role") == "user")
+
+
+def grounded(source_text: Callable[[Candidate], str] = user_text) -> Callable[[Candidate], Verdict]:
     """A check (for :func:`cascade.validators.check`) that fails naming every unsupported field."""
 
     def check_grounded(candidate: Candidate) -> Verdict:

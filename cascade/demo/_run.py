@@ -81,10 +81,6 @@ class TaskRun:
         return rows
 
 
-def _user_text(candidate: Any) -> str:
-    return "\n".join(str(m.get("content", "")) for m in candidate.messages if m.get("role") == "user")
-
-
 def validators_for(task: Task, tuning: Tuning, top: bool) -> list[Validator]:
     """Schema always; below the top rung also the confidence check for tickets, and for invoices the
     grounding check (plus a confidence check when ``tuning.invoice_threshold`` is set)."""
@@ -92,7 +88,7 @@ def validators_for(task: Task, tuning: Tuning, top: bool) -> list[Validator]:
         schema = JsonSchema(task.parse_model)
         if top:
             return [schema]
-        checks = [schema, check(grounded(_user_text), name="grounded")]
+        checks = [schema, check(grounded(), name="grounded")]
         if tuning.invoice_threshold is not None:
             checks.append(Confidence(tuning.invoice_threshold, aggregate="min"))
         return checks

@@ -31,7 +31,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--rungs", default="small,medium,large", help="local rungs, cheapest first")
     p.add_argument("--limit", type=int, default=None, help="only the first N items of each task")
     p.add_argument("--ticket-threshold", type=float, default=Tuning.ticket_threshold)
-    p.add_argument("--invoice-threshold", type=float, default=Tuning.invoice_threshold)
+    p.add_argument(
+        "--invoice-threshold",
+        type=float,
+        default=Tuning.invoice_threshold,
+        help="also require Confidence(T) over the invoice's value tokens (needs logprobs: about 0.5 s a token here)",
+    )
     p.add_argument(
         "--small-schema",
         action="store_true",
@@ -57,7 +62,7 @@ def _parse(args: argparse.Namespace) -> tuple[list[Task], Tuning]:
         raise SystemExit(f"cascade demo: --rungs must be distinct names among {known}, got {args.rungs!r}")
     for flag in ("ticket_threshold", "invoice_threshold"):
         value = getattr(args, flag)
-        if not 0 <= value <= 1:
+        if value is not None and not 0 <= value <= 1:
             raise SystemExit(f"cascade demo: --{flag.replace('_', '-')} must be in [0, 1], got {value}")
     if args.threads < 1:
         raise SystemExit(f"cascade demo: --threads must be >= 1, got {args.threads}")

@@ -25,7 +25,7 @@ class Tuning:
 
     rungs: tuple[str, ...] = ("small", "medium", "large")
     ticket_threshold: float = 0.6
-    invoice_threshold: float = 0.7
+    invoice_threshold: float | None = None  # None: invoices are gated by schema + grounding only
     small_schema: bool = False
 
 

@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, MutableMapping
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TextIO, runtime_checkable
 
 from ._errors import ConfigError
 
@@ -67,23 +67,30 @@ class JsonlSink:
     """Append-only JSON Lines file: one complete object per line, flushed per event, owner-only (0600).
 
     One ``write`` of a whole line under a lock, so concurrent emitters (threads, tasks) never interleave
-    or leave a partial line. Values that are not JSON are written with ``str``.
+    or leave a partial line. Values that are not JSON are written with ``str``. ``close`` releases the
+    file; an event emitted after it (another thread's request still finishing) reopens it, so no line
+    is lost to a close that came too early.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, fsync: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._fsync = fsync
+        self._file = self._open()
+
+    def _open(self) -> TextIO:
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         # A crash tore the last line: our first line starts on a fresh one (done at the first write, so
         # a reader of the file until then still sees the tear as a tear).
         self._newline_first = _ends_torn(fd)
-        self._file = os.fdopen(fd, "a", encoding="utf-8")
-        self._lock = threading.Lock()
-        self._fsync = fsync
+        return os.fdopen(fd, "a", encoding="utf-8")
 
     def emit(self, event: Event) -> None:
         line = _encode(event) + "\n"
         with self._lock:
+            if self._file.closed:
+                self._file = self._open()
             if self._newline_first:
                 line, self._newline_first = "\n" + line, False
             self._file.write(line)

@@ -96,3 +96,11 @@ def test_report_shows_the_cascade_without_its_idle_rung(server: TestServer) -> N
     assert int(shares[2]) == round(100 * cost_without / alone.cost_usd)
     assert int(shares[2]) < 100 < int(shares[1])  # the idle rung is what makes the cascade dearer here
     assert re.search(r"accuracy\s+6/6 \(100%\)\s+6/6 \(100%\)\s+6/6 \(100%\)", report)
+
+
+def test_the_summary_over_tasks_adds_them_up(server: TestServer) -> None:
+    cascade, alone = _runs(server)
+    report = full_report([(cascade, alone), (cascade, alone)], {}, None)
+    shares = re.search(r"costs (\d+)% of the top rung alone; without the rungs that accepted nothing, (\d+)%", report)
+    assert shares is not None and int(shares[2]) == round(100 * without_idle(cascade)[0] / alone.cost_usd)
+    assert "cascade 12/12 (100%) right" in report and "(+0 right answers against it)" in report

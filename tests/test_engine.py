@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -343,3 +344,17 @@ def test_a_confidence_check_asks_the_rung_for_logprobs(server: TestServer) -> No
     server.default(Reply(content="{}", logprobs=[("{}", -0.01, {"{}": -0.01})]))
     result = cascade.run_sync(MSG)
     assert result.answered_by == "a" and server.requests[0].body["logprobs"] is True
+
+
+def test_a_request_finishing_after_close_still_writes_its_log_lines(server: TestServer, tmp_path: Path) -> None:
+    """One thread closes the cascade while another's request is in flight: its lines are not lost."""
+    server.script("small-m", Reply(content='{"label": "billing"}', delay_s=0.3))
+    log = tmp_path / "esc.jsonl"
+    cascade = Cascade(ladder(server), validators=[is_json], log=log)
+    with ThreadPoolExecutor(1) as pool:
+        in_flight = pool.submit(cascade.run_sync, MSG)
+        server.wait_for_requests(1)
+        cascade.close()  # from this thread, while the other one waits for its answer
+        assert in_flight.result().accepted
+    events = [json.loads(line)["event"] for line in log.read_text().splitlines()]
+    assert events == ["attempt", "request"]

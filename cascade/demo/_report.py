@@ -97,8 +97,9 @@ def full_report(
         cost = sum(c.cost_usd for c, _ in runs)
         wall = sum(c.wall_s for c, _ in runs)
         lines += ["", f"== all tasks: cascade {_pct(right, n)} right, {_usd(cost)}, {wall:.1f} s"]
-        if any(idle_rungs(c) for c, _ in runs):
-            cost_wo = sum(without_idle(c)[0] for c, _ in runs)
+        idle = any(idle_rungs(c) for c, _ in runs)
+        cost_wo = sum(without_idle(c)[0] for c, _ in runs)
+        if idle:
             wall_wo = sum(without_idle(c)[1] for c, _ in runs)
             lines.append(f"   without the rungs that accepted nothing: {_usd(cost_wo)}, about {wall_wo:.1f} s")
         if all(b is not None for _, b in runs):
@@ -107,7 +108,10 @@ def full_report(
             b_wall = sum(b.wall_s for _, b in runs if b)
             lines.append(f"   top rung alone {_pct(b_right, n)} right, {_usd(b_cost)}, {b_wall:.1f} s")
             if b_cost:
-                lines.append(f"   the cascade costs {100 * cost / b_cost:.0f}% of the top rung alone")
+                share = f"the cascade costs {100 * cost / b_cost:.0f}% of the top rung alone"
+                if idle:
+                    share += f"; without the rungs that accepted nothing, {100 * cost_wo / b_cost:.0f}%"
+                lines.append(f"   {share} ({right - b_right:+d} right answers against it)")
     if log_path:
         lines += ["", f"escalation log (JSONL, one event per attempt and per request): {log_path}"]
     return "\n".join(lines)

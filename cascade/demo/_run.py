@@ -24,7 +24,7 @@ class Tuning:
     """The knobs of the demo ladder. Confidence thresholds are per task; rungs are cheapest first."""
 
     rungs: tuple[str, ...] = ("small", "medium", "large")
-    ticket_threshold: float = 0.6
+    ticket_threshold: float = 0.7
     invoice_threshold: float | None = None  # None: invoices are gated by schema + grounding only
     small_schema: bool = False
 

@@ -14,6 +14,7 @@ from ._errors import (
     RequestError,
 )
 from ._events import EventSink, JsonlSink, MemorySink, StructlogSink, add_timestamp
+from ._idle import SkipIdle
 from ._ladder import Ladder, RequestParams, RetryPolicy, Rung
 from ._openai import OpenAICompatible
 from ._provider import Provider
@@ -46,6 +47,7 @@ __all__ = [
     "RequestParams",
     "RetryPolicy",
     "Rung",
+    "SkipIdle",
     "StructlogSink",
     "TokenLogprob",
     "add_timestamp",

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from ._breaker import Breakers, CircuitBreaker
 from ._errors import BudgetExhausted, CascadeError, CascadeExhausted, ConfigError, ProviderError, RequestError
 from ._events import ContentPolicy, Event, EventLog, EventSink, LogContent, Processor, add_timestamp, make_sink
+from ._idle import IdleRungs, SkipIdle
 from ._ladder import Ladder, RequestParams, Rung
 from ._ledger import Budget, TokenCounter, call_cost, prompt_token_bound
 from ._result import Attempt, CascadeResult
@@ -31,6 +32,7 @@ OnExhausted = Literal["raise", "best_effort"]
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
 MAX_TOKENS_UNDER_BUDGET = 4096
 """``max_tokens`` sent under a budget when the rung sets none (the budget may afford less)."""
+_IDLE = "no answer accepted on this rung for a while: skipped without a call, probed now and then"
 _COOLING = "circuit open after repeated failures: rung skipped without a call until its cool-down ends"
 
 
@@ -54,7 +56,9 @@ class Cascade:
     strongest rung's answer with ``accepted=False``. ``log`` is a JSONL path, an ``EventSink``, a
     structlog logger, or a list of these. Prompts and outputs reach the log only if ``log_content``
     says so (``"hash"`` is an HMAC keyed by ``log_hash_key``). ``breaker`` is the default
-    :class:`CircuitBreaker` of rungs that set none (see ``cascade._breaker``).
+    :class:`CircuitBreaker` of rungs that set none (see ``cascade._breaker``). ``skip_idle`` (a
+    :class:`SkipIdle`) skips a rung below the top that has stopped accepting, probing it now and then
+    (see ``cascade._idle``).
     """
 
     def __init__(
@@ -71,6 +75,7 @@ class Cascade:
         token_counter: TokenCounter = prompt_token_bound,
         sample_temperature: float = 0.7,
         breaker: CircuitBreaker | None = None,
+        skip_idle: SkipIdle | None = None,
     ) -> None:
         self.ladder = ladder if isinstance(ladder, Ladder) else Ladder(list(ladder))
         self.validators = as_validator(validators)
@@ -91,6 +96,7 @@ class Cascade:
         self._rung_wire = {r.name: self._wire_for(r) for r in self.ladder.rungs}
         self._local = threading.local()
         self.breakers = Breakers.for_rungs(self.ladder.rungs, breaker, self.events.emit)
+        self.idle = IdleRungs(self._rung_names[:-1], skip_idle, self.events.emit)
 
     def __repr__(self) -> str:
         return f"Cascade(rungs={self._rung_names!r}, budget_usd={self.budget_usd!r}, log={self.sink!r})"
@@ -256,6 +262,12 @@ class Cascade:
             attempt.error = {"kind": "breaker", "reason": "rung_cooling_down", "status": None, "message": _COOLING}
             self._close_attempt(req, rung, attempt, time.perf_counter(), "skipped", ["rung_cooling_down"])
             return False
+        if not self.idle.allow(rung.name):  # accepted nothing for a while: skip without a call (cascade._idle)
+            attempt = Attempt(index=len(req.result.attempts), rung=rung.name, model=rung.model)
+            req.result.attempts.append(attempt)
+            attempt.error = {"kind": "idle", "reason": "rung_idle", "status": None, "message": _IDLE}
+            self._close_attempt(req, rung, attempt, time.perf_counter(), "skipped", ["rung_idle"])
+            return False
         check = rung.validators if rung.validators is not None else self.validators
         messages = list(req.messages)
         wire = {**self._rung_wire[rung.name], **req.params}
@@ -294,6 +306,7 @@ class Cascade:
                 req.result.accepted = True
                 req.result.outcome = "accepted"
                 self._close_attempt(req, rung, attempt, started, "accepted", [])
+                self.idle.record(rung.name, accepted=True)
                 return True
             reasons = [v.reason for v in attempt.verdicts if not v.passed] or [verdict.reason]
             if req.budget.overrun:
@@ -301,6 +314,7 @@ class Cascade:
             last = reask == rung.reasks or req.budget.overrun
             self._close_attempt(req, rung, attempt, started, "escalated" if last else "reask", reasons)
             if last:
+                self.idle.record(rung.name, accepted=False)
                 return False
             messages = reask_messages(messages, candidate.text, attempt.verdicts)
         return False

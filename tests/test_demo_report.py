@@ -56,11 +56,12 @@ def _ladder(server: TestServer, names: tuple[str, ...]) -> Ladder:
     return Ladder(rungs)
 
 
-def _runs(server: TestServer) -> tuple[TaskRun, TaskRun]:
+def _runs(server: TestServer, skip_idle: int | None = None) -> tuple[TaskRun, TaskRun]:
     _script(server)
 
     async def go() -> tuple[TaskRun, TaskRun]:
-        cascade = await run_task(TICKET_TASK, ITEMS, _ladder(server, ("small", "medium", "large")), mode="cascade")
+        ladder = _ladder(server, ("small", "medium", "large"))
+        cascade = await run_task(TICKET_TASK, ITEMS, ladder, mode="cascade", skip_idle=skip_idle)
         alone = await run_task(TICKET_TASK, ITEMS, _ladder(server, ("large",)), mode="top_only")
         return cascade, alone
 
@@ -104,3 +105,13 @@ def test_the_summary_over_tasks_adds_them_up(server: TestServer) -> None:
     shares = re.search(r"costs (\d+)% of the top rung alone; without the rungs that accepted nothing, (\d+)%", report)
     assert shares is not None and int(shares[2]) == round(100 * without_idle(cascade)[0] / alone.cost_usd)
     assert "cascade 12/12 (100%) right" in report and "(+0 right answers against it)" in report
+
+
+def test_an_idle_rung_is_skipped_and_the_report_counts_only_its_calls(server: TestServer) -> None:
+    cascade, _alone = _runs(server, skip_idle=2)
+    small_calls = [i for i, o in enumerate(cascade.outcomes) if o.result.attempts[0].outcome != "skipped"]
+    assert small_calls == [0, 1, 3, 5]  # two misses, then a probe every second request
+    assert [o.result.answered_by for o in cascade.outcomes] == ["medium", "large"] * 3  # nothing lost
+    small = cascade.rung_stats()[0]
+    assert small["reached"] == 4 and small["reasons"] == {"truncated": 4, "rung_idle": 2}
+    assert len([r for r in server.requests if r.model == "small"]) == 4

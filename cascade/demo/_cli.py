@@ -42,6 +42,12 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="constrain the small rung's decoding by the schema too (its confidence then carries no signal)",
     )
+    p.add_argument(
+        "--skip-idle",
+        type=int,
+        default=Tuning.skip_idle,
+        help="skip a rung below the top after N visits with nothing accepted, probing it every N (0: never)",
+    )
     p.add_argument("--no-baseline", action="store_true", help="skip the top-rung-alone comparison")
     p.add_argument("--log", default=None, help="escalation log path (default: out/cascade-demo-<time>.jsonl)")
     p.add_argument(
@@ -66,9 +72,11 @@ def _parse(args: argparse.Namespace) -> tuple[list[Task], Tuning]:
             raise SystemExit(f"cascade demo: --{flag.replace('_', '-')} must be in [0, 1], got {value}")
     if args.threads < 1:
         raise SystemExit(f"cascade demo: --threads must be >= 1, got {args.threads}")
+    if args.skip_idle < 0:
+        raise SystemExit(f"cascade demo: --skip-idle must be >= 0, got {args.skip_idle}")
     if args.limit is not None and args.limit < 1:
         raise SystemExit(f"cascade demo: --limit must be >= 1, got {args.limit}")
-    tuning = Tuning(rungs, args.ticket_threshold, args.invoice_threshold, args.small_schema)
+    tuning = Tuning(rungs, args.ticket_threshold, args.invoice_threshold, args.small_schema, args.skip_idle or None)
     return [TASKS[n] for n in names], tuning
 
 
@@ -94,7 +102,7 @@ def _progress(label: str, total: int) -> Iterator[Callable[[int, ItemOutcome], N
 
     def line(i: int, o: ItemOutcome) -> None:
         mark = "right" if o.correct else "WRONG"
-        path = " > ".join(a.rung for a in o.result.attempts)
+        path = " > ".join(a.rung if a.outcome != "skipped" else f"({a.rung} skipped)" for a in o.result.attempts)
         print(f"  {label} {i + 1}/{total} {o.id}: {path} -> {o.result.answered_by} ({mark})", flush=True)
 
     yield line
@@ -111,7 +119,7 @@ async def _demo(tasks: list[Task], tuning: Tuning, args: argparse.Namespace, log
             with _progress(f"{task.name}: cascade", len(items)) as progress:
                 cascade = await run_task(
                     task, items, build_ladder(local, task, tuning), mode="cascade", log=str(log_path),
-                    progress=progress,
+                    progress=progress, skip_idle=tuning.skip_idle,
                 )  # fmt: skip
             baseline = None
             if not args.no_baseline:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._engine import Cascade
+from .._idle import SkipIdle
 from .._ladder import Ladder, RequestParams, Rung
 from .._result import CascadeResult
 from ..local import LocalLadder
@@ -27,6 +28,7 @@ class Tuning:
     ticket_threshold: float = 0.7
     invoice_threshold: float | None = None  # None: invoices are gated by schema + grounding only
     small_schema: bool = False
+    skip_idle: int | None = 10  # skip a rung after this many visits with nothing accepted; None: never
 
 
 @dataclass(slots=True)
@@ -69,7 +71,10 @@ class TaskRun:
             rows.append(
                 {
                     "rung": rung.name,
-                    "reached": sum(any(a.rung == rung.name for a in o.result.attempts) for o in self.outcomes),
+                    "reached": sum(  # called: a rung skipped as idle was not
+                        any(a.rung == rung.name and a.outcome != "skipped" for a in o.result.attempts)
+                        for o in self.outcomes
+                    ),
                     "attempts": len(attempts),
                     "accepted": len(accepted),
                     "accepted_correct": sum(o.correct for o in accepted),
@@ -132,10 +137,12 @@ async def run_task(
     mode: str,
     log: Any = None,
     progress: Progress | None = None,
+    skip_idle: int | None = None,
 ) -> TaskRun:
     """Send every item through ``ladder`` one at a time (each local server answers one request at once)."""
     run = TaskRun(task.name, mode, list(ladder.rungs))
-    cascade = Cascade(ladder, on_exhausted="best_effort", log=log, log_content="full")
+    idle = SkipIdle(after=skip_idle, probe_every=skip_idle) if skip_idle else None
+    cascade = Cascade(ladder, on_exhausted="best_effort", log=log, log_content="full", skip_idle=idle)
     t0 = time.perf_counter()
     try:
         for i, item in enumerate(items):

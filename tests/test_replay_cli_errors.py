@@ -98,3 +98,17 @@ def test_tune_prints_the_snippet_only_when_it_reproduces_the_policy(tiny_path, t
     assert main(["tune", tiny_path, "--ladder", "cheap,top", "--validator", "agreement", *args]) == 0
     text = capsys.readouterr().out
     assert "no code snippet" in text and "'agreement'" in text
+
+
+def test_a_reader_that_leaves_early_is_not_an_error(tiny_path):
+    """`cascade eval ... | head`: the pipe is gone before the report is written; no traceback, exit 0."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "cascade._cli", "eval", tiny_path, "--ladder", "cheap,top",
+           "--validator", "confidence", "--thresholds", "0.5"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader leaves before a line is written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

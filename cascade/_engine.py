@@ -257,16 +257,10 @@ class Cascade:
     async def _try_rung(self, req: _Request, index: int, rung: Rung) -> bool:
         """Try one rung (with its re-asks); True when an answer is accepted."""
         if not self.breakers.allow(rung.name):  # circuit open: skip without a call (cascade._breaker)
-            attempt = Attempt(index=len(req.result.attempts), rung=rung.name, model=rung.model)
-            req.result.attempts.append(attempt)
-            attempt.error = {"kind": "breaker", "reason": "rung_cooling_down", "status": None, "message": _COOLING}
-            self._close_attempt(req, rung, attempt, time.perf_counter(), "skipped", ["rung_cooling_down"])
+            self._skip(req, rung, "breaker", "rung_cooling_down", _COOLING)
             return False
         if not self.idle.allow(rung.name):  # accepted nothing for a while: skip without a call (cascade._idle)
-            attempt = Attempt(index=len(req.result.attempts), rung=rung.name, model=rung.model)
-            req.result.attempts.append(attempt)
-            attempt.error = {"kind": "idle", "reason": "rung_idle", "status": None, "message": _IDLE}
-            self._close_attempt(req, rung, attempt, time.perf_counter(), "skipped", ["rung_idle"])
+            self._skip(req, rung, "idle", "rung_idle", _IDLE)
             return False
         check = rung.validators if rung.validators is not None else self.validators
         messages = list(req.messages)
@@ -318,6 +312,13 @@ class Cascade:
                 return False
             messages = reask_messages(messages, candidate.text, attempt.verdicts)
         return False
+
+    def _skip(self, req: _Request, rung: Rung, kind: str, reason: str, message: str) -> None:
+        """Record a rung passed over without a call: an attempt ``skipped`` with ``reason``, cost 0."""
+        attempt = Attempt(index=len(req.result.attempts), rung=rung.name, model=rung.model)
+        req.result.attempts.append(attempt)
+        attempt.error = {"kind": kind, "reason": reason, "status": None, "message": message}
+        self._close_attempt(req, rung, attempt, time.perf_counter(), "skipped", [reason])
 
     async def _call(
         self, req: _Request, rung: Rung, messages: Sequence[Message], wire: dict[str, Any], attempt: Attempt

@@ -31,7 +31,9 @@ async def ladder() -> AsyncIterator[Ladder]:
     if os.environ.get("OPENAI_API_KEY"):
         openai = OpenAICompatible("https://api.openai.com/v1", api_key_env="OPENAI_API_KEY")
         fmt = {"type": "json_schema", "json_schema": {"name": "ticket", "schema": SCHEMA, "strict": True}}
-        params = RequestParams(temperature=0, max_tokens=16, response_format=fmt, logprobs=True, top_logprobs=10)
+        # no logprobs asked here: IS_SURE asks for them on the rung that uses it, and llama-cpp-python's
+        # server spends about 0.5 s a token on them (benchmarks/local_logprobs.py)
+        params = RequestParams(temperature=0, max_tokens=16, response_format=fmt)
         yield Ladder([
             Rung(name="nano", provider=openai, model="gpt-4.1-nano", price_in=0.10, price_out=0.40,
                  params=params, validators=[IS_VALID, IS_SURE]),
@@ -49,7 +51,9 @@ async def ladder() -> AsyncIterator[Ladder]:
         ])  # fmt: skip
     else:
         fmt = {"type": "json_object", "schema": SCHEMA}  # llama.cpp's schema-constrained JSON
-        params = RequestParams(temperature=0, max_tokens=16, response_format=fmt, logprobs=True, top_logprobs=10)
+        # no logprobs asked here: IS_SURE asks for them on the rung that uses it, and llama-cpp-python's
+        # server spends about 0.5 s a token on them (benchmarks/local_logprobs.py)
+        params = RequestParams(temperature=0, max_tokens=16, response_format=fmt)
         async with LocalLadder() as local:
             yield Ladder([
                 local.rung("medium", params=params, validators=[IS_VALID, IS_SURE]),

@@ -44,11 +44,11 @@ def idle_rungs(run: TaskRun) -> list[dict[str, Any]]:
     return [row for row in run.rung_stats()[:-1] if row["reached"] and not row["accepted"]]
 
 
-def without_idle(run: TaskRun) -> tuple[float, float]:
+def without_idle(run: TaskRun, idle: list[dict[str, Any]] | None = None) -> tuple[float, float]:
     """Cost and wall time of the same answers had the idle rungs not been on the ladder. Exact for the
     cost (an escalation does not change what the next rung is sent); the time is the measured wall
-    time minus the idle rungs' measured latency."""
-    idle = idle_rungs(run)
+    time minus the idle rungs' measured latency. ``idle``: the rows of :func:`idle_rungs`, when known."""
+    idle = idle_rungs(run) if idle is None else idle
     return run.cost_usd - sum(r["cost_usd"] for r in idle), run.wall_s - sum(r["latency_s"] for r in idle)
 
 
@@ -59,11 +59,12 @@ def task_report(cascade: TaskRun, baseline: TaskRun | None) -> list[str]:
     unanswered = sum(not o.result.accepted for o in cascade.outcomes)
     if unanswered:
         lines.append(f"  {unanswered} item(s) not accepted by any rung: the top rung's answer was used")
-    idle = [row["rung"] for row in idle_rungs(cascade)]
+    idle_rows = idle_rungs(cascade)
+    idle = [row["rung"] for row in idle_rows]
     top = cascade.rungs[-1].name
     b = baseline
     cols = ["cascade"] + ([f"without {'+'.join(idle)}"] if idle else []) + [f"{top} alone"]
-    cost_wo, wall_wo = without_idle(cascade)
+    cost_wo, wall_wo = without_idle(cascade, idle_rows)
     costs = [cascade.cost_usd] + ([cost_wo] if idle else []) + [b.cost_usd if b else None]
     walls = [cascade.wall_s] + ([wall_wo] if idle else []) + [b.wall_s if b else None]
     right = [cascade.correct] + ([cascade.correct] if idle else []) + [b.correct if b else None]
@@ -97,10 +98,12 @@ def full_report(
         cost = sum(c.cost_usd for c, _ in runs)
         wall = sum(c.wall_s for c, _ in runs)
         lines += ["", f"== all tasks: cascade {_pct(right, n)} right, {_usd(cost)}, {wall:.1f} s"]
-        idle = any(idle_rungs(c) for c, _ in runs)
-        cost_wo = sum(without_idle(c)[0] for c, _ in runs)
+        idle_rows = [idle_rungs(c) for c, _ in runs]
+        idle = any(idle_rows)
+        without = [without_idle(c, rows) for (c, _), rows in zip(runs, idle_rows, strict=True)]
+        cost_wo = sum(w[0] for w in without)
         if idle:
-            wall_wo = sum(without_idle(c)[1] for c, _ in runs)
+            wall_wo = sum(w[1] for w in without)
             lines.append(f"   without the rungs that accepted nothing: {_usd(cost_wo)}, about {wall_wo:.1f} s")
         if all(b is not None for _, b in runs):
             b_right = sum(b.correct for _, b in runs if b)

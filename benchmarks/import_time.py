@@ -22,7 +22,10 @@ def importtime(module: str) -> tuple[float, float, list[tuple[float, str]]]:
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}  # litellm: no network fetch at import
     err = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", f"import {module}"],
-        capture_output=True, text=True, env=env, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     ).stderr
     own = total = 0.0
     rows: list[tuple[float, str]] = []

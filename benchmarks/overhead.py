@@ -159,8 +159,14 @@ async def make_cascade_2(base_url: str, stack: AsyncExitStack, log_path: str) ->
 async def make_cascade_esc(base_url: str, stack: AsyncExitStack, log_path: str) -> Call:
     provider = OpenAICompatible(base_url)
     rungs = [
-        Rung(name="small", provider=provider, model=MODEL, price_in=0.15, price_out=0.6,
-             validators=JsonSchema(WITH_RATIONALE)),
+        Rung(
+            name="small",
+            provider=provider,
+            model=MODEL,
+            price_in=0.15,
+            price_out=0.6,
+            validators=JsonSchema(WITH_RATIONALE),
+        ),
         Rung(name="big", provider=provider, model="gpt-4o", price_in=2.5, price_out=10.0),
     ]
     return _cascade_call(Cascade(rungs, validators=JsonSchema(SCHEMA), log=log_path), stack)
@@ -261,11 +267,19 @@ async def main_async(args: argparse.Namespace) -> int:
                 f"{_spread([m.cpu_us for m in ms], '.0f'):>20} {_spread(cpu_x, '.2f'):>18} "
                 f"{_spread(extra, '.0f') if name not in ('httpx', 'httpx-pool') else '-':>22} {srv:>5.2f}"
             )
-            table.append({
-                "client": name, "concurrency": conc, "attempts_per_request": attempts,
-                "rps": [m.rps for m in ms], "cpu_us": [m.cpu_us for m in ms], "rps_x_httpx": rps_x,
-                "cpu_x_httpx": cpu_x, "extra_cpu_us_per_attempt": extra, "server_busy": [m.server_busy for m in ms],
-            })
+            table.append(
+                {
+                    "client": name,
+                    "concurrency": conc,
+                    "attempts_per_request": attempts,
+                    "rps": [m.rps for m in ms],
+                    "cpu_us": [m.cpu_us for m in ms],
+                    "rps_x_httpx": rps_x,
+                    "cpu_x_httpx": cpu_x,
+                    "extra_cpu_us_per_attempt": extra,
+                    "server_busy": [m.server_busy for m in ms],
+                }
+            )
     print(
         "extra us/attempt: client CPU per request minus the baseline's per HTTP call, divided by attempts; "
         "the baseline is httpx-pool (the same transport) for cascade rows, bare httpx for the others."

@@ -31,11 +31,15 @@ def main() -> int:
         for _ in range(runs):
             fit = dataset(synthetic(n, rng))
             for method in bad:
-                pol = fit_policy(fit, ["cheap", "top"], "confidence", epsilon=eps, delta=delta, max_rungs=2,
-                                 method=method)
+                pol = fit_policy(
+                    fit, ["cheap", "top"], "confidence", epsilon=eps, delta=delta, max_rungs=2, method=method
+                )
                 bad[method] += true_risk(pol) > eps
-        print(f"| {n} | {runs} | {eps} | {delta} | " + " | ".join(f"{v}/{runs} = {v / runs:.2f}" for v in bad.values())
-              + " |")
+        print(
+            f"| {n} | {runs} | {eps} | {delta} | "
+            + " | ".join(f"{v}/{runs} = {v / runs:.2f}" for v in bad.values())
+            + " |"
+        )
     return 0
 
 

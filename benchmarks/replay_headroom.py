@@ -36,8 +36,10 @@ def calibrated(train: Table, test: Table, models: list[str], ks: list[int]) -> t
     ftr = build_family(train, models, ks, train.column(models[-1]), "agreement")
     fte = build_family(test, models, ks, test.column(models[-1]), "agreement")
     fte.rungs = ftr.rungs
-    fte.probs = [np.where(c.ok, 1 / (1 + np.exp(-np.clip(r.w[0] + c.feats @ np.array(r.w[1:]), -30, 30))), 0.0)
-                 for r, c in zip(ftr.rungs[:-1], fte.cols[:-1], strict=True)]
+    fte.probs = [
+        np.where(c.ok, 1 / (1 + np.exp(-np.clip(r.w[0] + c.feats @ np.array(r.w[1:]), -30, 30))), 0.0)
+        for r, c in zip(ftr.rungs[:-1], fte.cols[:-1], strict=True)
+    ]
     return ftr, fte
 
 
@@ -73,8 +75,10 @@ def main_one(ds: Dataset, top: str, eps: float, max_rungs: int) -> None:
                 gap, ratio = 100 * (correct.mean(0) - ta), cost.mean(0) / tc
                 for i in np.flatnonzero(gap >= -TOL):
                     if ratio[i] < shared[0]:
-                        shared = (float(ratio[i]), f"{' > '.join(models)} k={ks} thr {THRESHOLDS[i]:.3f} "
-                                                   f"gap {gap[i]:+.2f}")
+                        shared = (
+                            float(ratio[i]),
+                            f"{' > '.join(models)} k={ks} thr {THRESHOLDS[i]:.3f} gap {gap[i]:+.2f}",
+                        )
                 if size != 2 or val == "consistency":
                     continue
                 trc = float(ftr.cols[2].cost.mean())
@@ -85,8 +89,10 @@ def main_one(ds: Dataset, top: str, eps: float, max_rungs: int) -> None:
                         per_rung = (c / tc, f"{' > '.join(models)} thr ({t1}, {t2}) gap {g:+.2f}")
                     dtr, _, ctr = two_thresholds(ftr, t1, t2)
                     if dtr <= eps and ctr / trc < fitted[0]:
-                        fitted = (ctr / trc, f"{' > '.join(models)} thr ({t1}, {t2}): test gap {g:+.2f} "
-                                             f"cost {c / tc:.3f}")
+                        fitted = (
+                            ctr / trc,
+                            f"{' > '.join(models)} thr ({t1}, {t2}): test gap {g:+.2f} cost {c / tc:.3f}",
+                        )
     print(f"## {ds.name} (top {top}: test accuracy {ta:.4f}, ${tc:.3g}/query)")
     print(f"- ceiling, shared threshold (chosen on test): cost {shared[0]:.3f} with {shared[1]}")
     if val != "consistency":
@@ -96,14 +102,21 @@ def main_one(ds: Dataset, top: str, eps: float, max_rungs: int) -> None:
         cheap = ladder[0]
         mi, mo = ds.model(cheap), ds.model(top)
         for k, thr in itertools.product((10, 20), (0.6, 0.7, 0.8)):
-            pol = Policy(ds.name, val, [RungPolicy(cheap, k, [0, 1], mi.price_in, mi.price_out, identity=True),
-                                        RungPolicy(top, 1, [0, 1], mo.price_in, mo.price_out, identity=True)], thr)
+            pol = Policy(
+                ds.name,
+                val,
+                [
+                    RungPolicy(cheap, k, [0, 1], mi.price_in, mi.price_out, identity=True),
+                    RungPolicy(top, 1, [0, 1], mo.price_in, mo.price_out, identity=True),
+                ],
+                thr,
+            )
             row = []
             for split in ("train", "test"):
                 recs = ds.split(split)
-                (_, acc, cost), = sweep(ds, pol, recs, np.array([thr]))
+                ((_, acc, cost),) = sweep(ds, pol, recs, np.array([thr]))
                 topp = Policy(ds.name, val, pol.rungs[1:], thr)
-                (_, tacc, tcost), = sweep(ds, topp, recs, np.array([thr]))
+                ((_, tacc, tcost),) = sweep(ds, topp, recs, np.array([thr]))
                 row.append(f"{split} gap {100 * (acc - tacc):+.2f} cost {cost / tcost:.3f}")
             print(f"- MoT raw vote, k={k}, share >= {thr}: {'; '.join(row)}")
     print()

@@ -68,8 +68,13 @@ async def child(args: argparse.Namespace) -> dict[str, Any]:
         raise RuntimeError(f"accepted {accepted} of {args.n}; {log_lines} log lines")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux
     return {
-        "mode": args.mode, "n": args.n, "rps": args.n / wall, "wall_s": wall, "peak_rss_kb": peak,
-        "rss_before_kb": before, "rss_after_kb": after,
+        "mode": args.mode,
+        "n": args.n,
+        "rps": args.n / wall,
+        "wall_s": wall,
+        "peak_rss_kb": peak,
+        "rss_before_kb": before,
+        "rss_after_kb": after,
     }
 
 
@@ -81,8 +86,19 @@ def parent(args: argparse.Namespace) -> int:
         for mode in modes:
             for n in sizes:
                 cmd = [
-                    sys.executable, __file__, "--child", "--mode", mode, "--n", str(n), "--base-url",
-                    servers.base_url, "--concurrency", str(args.concurrency), "--provider", args.provider,
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    "--mode",
+                    mode,
+                    "--n",
+                    str(n),
+                    "--base-url",
+                    servers.base_url,
+                    "--concurrency",
+                    str(args.concurrency),
+                    "--provider",
+                    args.provider,
                 ]
                 out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
                 row = json.loads(out.strip().splitlines()[-1])

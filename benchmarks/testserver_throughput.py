@@ -65,15 +65,12 @@ async def drive_httpx(base_url: str, total: int, concurrency: int) -> list[float
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--client", choices=("aiohttp", "httpx"), default="aiohttp")
     args = parser.parse_args()
-    proc = subprocess.Popen([sys.executable, "-m", "cascade.testing", "--port", "0"], stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "cascade.testing", "--port", "0"], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         base_url = proc.stdout.readline().strip()
@@ -87,9 +84,11 @@ def main() -> int:
     latencies.sort()
     p50 = statistics.median(latencies) * 1000
     p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
-    print(f"client={args.client} requests={len(latencies)} concurrency={args.concurrency} "
-          f"elapsed_s={elapsed:.2f} req_per_s={len(latencies) / elapsed:.0f} "
-          f"p50_ms={p50:.1f} p99_ms={p99:.1f}")
+    print(
+        f"client={args.client} requests={len(latencies)} concurrency={args.concurrency} "
+        f"elapsed_s={elapsed:.2f} req_per_s={len(latencies) / elapsed:.0f} "
+        f"p50_ms={p50:.1f} p99_ms={p99:.1f}"
+    )
     return 0
 
 

@@ -13,27 +13,50 @@ from cascade.replay import Dataset, ModelInfo, Record
 PRICES = {"cheap": (1.0, 1.0), "mid": (5.0, 5.0), "top": (20.0, 20.0), "voter": (2.0, 3.0)}
 
 
-def entry(answers: list[Any], gold: Any, conf: list[float | None] | None = None, tokens_in: int = 100,
-          tokens_out: int = 10, price: tuple[float, float] = (1.0, 1.0),
-          variants: list[str] | None = None) -> dict[str, Any]:
+def entry(
+    answers: list[Any],
+    gold: Any,
+    conf: list[float | None] | None = None,
+    tokens_in: int = 100,
+    tokens_out: int = 10,
+    price: tuple[float, float] = (1.0, 1.0),
+    variants: list[str] | None = None,
+) -> dict[str, Any]:
     n = len(answers)
     samples = []
     for i, a in enumerate(answers):
-        s: dict[str, Any] = {"text": str(a), "answer": a, "correct": a == gold,
-                             "confidence": conf[i] if conf else None, "logprob": None,
-                             "variant": variants[i] if variants else None}
+        s: dict[str, Any] = {
+            "text": str(a),
+            "answer": a,
+            "correct": a == gold,
+            "confidence": conf[i] if conf else None,
+            "logprob": None,
+            "variant": variants[i] if variants else None,
+        }
         if n > 1:
             s["tokens_out"] = tokens_out
         samples.append(s)
     total_out = tokens_out * n
     cost = (tokens_in * price[0] + total_out * price[1]) / 1e6
-    return {"samples": samples, "tokens_in": tokens_in, "tokens_out": total_out, "cost_usd": cost,
-            "latency_ms": None, "cost_is_estimate": True}
+    return {
+        "samples": samples,
+        "tokens_in": tokens_in,
+        "tokens_out": total_out,
+        "cost_usd": cost,
+        "latency_ms": None,
+        "cost_is_estimate": True,
+    }
 
 
 def record(rid: str, gold: str, responses: dict[str, dict[str, Any]], split: str = "test") -> dict[str, Any]:
-    return {"id": rid, "split": split, "task": "multiple_choice",
-            "messages": [{"role": "user", "content": f"question {rid}"}], "gold": gold, "responses": responses}
+    return {
+        "id": rid,
+        "split": split,
+        "task": "multiple_choice",
+        "messages": [{"role": "user", "content": f"question {rid}"}],
+        "gold": gold,
+        "responses": responses,
+    }
 
 
 def write(path: Path, recs: list[dict[str, Any]]) -> Path:
@@ -48,11 +71,17 @@ def tiny() -> list[dict[str, Any]]:
     out = []
     spec = [("A", 0.9, "A"), ("A", 0.95, "A"), ("B", 0.3, "A"), ("C", 0.2, "D")]
     for i, (cheap, conf, midans) in enumerate(spec):
-        out.append(record(f"q{i}", "A", {
-            "cheap": entry([cheap], "A", [conf], price=PRICES["cheap"]),
-            "mid": entry([midans], "A", [0.5], price=PRICES["mid"]),
-            "top": entry(["A"], "A", [0.99], price=PRICES["top"]),
-        }))
+        out.append(
+            record(
+                f"q{i}",
+                "A",
+                {
+                    "cheap": entry([cheap], "A", [conf], price=PRICES["cheap"]),
+                    "mid": entry([midans], "A", [0.5], price=PRICES["mid"]),
+                    "top": entry(["A"], "A", [0.99], price=PRICES["top"]),
+                },
+            )
+        )
     return out
 
 
@@ -68,10 +97,17 @@ def synthetic(n: int, rng: random.Random, split: str = "train") -> list[dict[str
     for i in range(n):
         conf = rng.random()
         right = rng.random() < 0.3 + 0.65 * conf
-        out.append(record(f"s{split}{i}", "A", {
-            "cheap": entry(["A" if right else "B"], "A", [conf], price=PRICES["cheap"]),
-            "top": entry(["A"], "A", [0.9], price=PRICES["top"]),
-        }, split=split))
+        out.append(
+            record(
+                f"s{split}{i}",
+                "A",
+                {
+                    "cheap": entry(["A" if right else "B"], "A", [conf], price=PRICES["cheap"]),
+                    "top": entry(["A"], "A", [0.9], price=PRICES["top"]),
+                },
+                split=split,
+            )
+        )
     return out
 
 
@@ -80,9 +116,21 @@ def voting_records() -> list[dict[str, Any]]:
     recs = []
     # (voter samples cot, cot, pot, pot) -> unanimous on v0, split on v1, wrong-but-unanimous on v2
     for i, votes in enumerate([["A", "A", "A", "A"], ["A", "B", "C", "B"], ["D", "D", "D", "D"]]):
-        recs.append(record(f"v{i}", "A", {
-            "voter": entry(votes, "A", tokens_in=1000, tokens_out=5, price=PRICES["voter"],
-                           variants=["cot", "cot", "pot", "pot"]),
-            "top": entry(["A"], "A", price=PRICES["top"]),
-        }))
+        recs.append(
+            record(
+                f"v{i}",
+                "A",
+                {
+                    "voter": entry(
+                        votes,
+                        "A",
+                        tokens_in=1000,
+                        tokens_out=5,
+                        price=PRICES["voter"],
+                        variants=["cot", "cot", "pot", "pot"],
+                    ),
+                    "top": entry(["A"], "A", price=PRICES["top"]),
+                },
+            )
+        )
     return recs

@@ -66,9 +66,7 @@ def _fake_package(root: Path, name: str, files: dict[str, bytes]) -> None:
         path.write_bytes(data)
 
 
-def _split_spec(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tag: str, sha: str | None = None
-) -> ModelSpec:
+def _split_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tag: str, sha: str | None = None) -> ModelSpec:
     """A model split over three real packages on sys.path, like the medium and large weights."""
     root = tmp_path / "site"
     chunks = [os.urandom(50_000), os.urandom(70_001), b"tail" * 1000]
@@ -93,18 +91,14 @@ def _split_spec(
 def _one_file_spec(package: str, path: str, data: bytes, name: str = "one") -> ModelSpec:
     req = package.replace("_", "-") + "==1"
     sha = hashlib.sha256(data).hexdigest()
-    return ModelSpec(
-        name, "one file", (req,), (Chunk(package, path),), Path(path).name, len(data), sha, 0, 0, "t"
-    )
+    return ModelSpec(name, "one file", (req,), (Chunk(package, path),), Path(path).name, len(data), sha, 0, 0, "t")
 
 
 # ---------------------------------------------------------------------------------------------------
 # assembly and verification (real files, real hashing)
 
 
-def test_assemble_concatenates_chunks_in_order_and_verifies(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_assemble_concatenates_chunks_in_order_and_verifies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = _split_spec(tmp_path, monkeypatch, "fakew_ok")
     cache = tmp_path / "cache"
     path = model_file(spec, cache)
@@ -115,18 +109,14 @@ def test_assemble_concatenates_chunks_in_order_and_verifies(
     assert [p.name for p in cache.iterdir() if p.is_file()] == [spec.filename]  # no partial file left
 
 
-def test_checksum_mismatch_names_file_and_both_hashes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_checksum_mismatch_names_file_and_both_hashes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = _split_spec(tmp_path, monkeypatch, "fakew_bad", sha="0" * 64)
     cache = tmp_path / "cache"
     with pytest.raises(ModelChecksumError) as info:
         assemble(spec, cache)
     msg = str(info.value)
     actual = hashlib.sha256(
-        b"".join(
-            (tmp_path / "site" / f"fakew_bad_part{i}/data/part{i:02d}.bin").read_bytes() for i in range(1, 4)
-        )
+        b"".join((tmp_path / "site" / f"fakew_bad_part{i}/data/part{i:02d}.bin").read_bytes() for i in range(1, 4))
     ).hexdigest()
     assert str(cache / spec.filename) in msg
     assert "expected " + "0" * 64 in msg and f"got {actual}" in msg
@@ -156,9 +146,7 @@ def test_verified_marker_skips_rehash_until_size_or_mtime_change(
     assert hashlib.sha256(rebuilt.read_bytes()).hexdigest() == spec.sha256
 
 
-def test_single_chunk_model_is_used_in_place_and_checked(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_single_chunk_model_is_used_in_place_and_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = b"GGUF" + os.urandom(10_000)
     _fake_package(tmp_path / "site", "fakew_single", {"Model.gguf": data})
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
@@ -168,9 +156,7 @@ def test_single_chunk_model_is_used_in_place_and_checked(
     bad = ModelSpec(**{**{f: getattr(good, f) for f in good.__slots__}, "size": len(data) + 1})
     with pytest.raises(ModelChecksumError) as info:
         model_file(bad, tmp_path / "cache2")
-    assert str(path) in str(info.value) and f"size expected {len(data) + 1} bytes, got {len(data)}" in str(
-        info.value
-    )
+    assert str(path) in str(info.value) and f"size expected {len(data) + 1} bytes, got {len(data)}" in str(info.value)
 
 
 def test_missing_weight_packages_say_what_to_install(tmp_path: Path) -> None:
@@ -245,8 +231,7 @@ def test_child_dies_when_parent_is_killed(tmp_path: Path) -> None:
 _runtime_missing = missing_runtime()
 needs_runtime = pytest.mark.skipif(
     bool(_runtime_missing),
-    reason=f"llama-cpp-python[server] is not installed (cannot import {', '.join(_runtime_missing)}): "
-    "run `make local`",
+    reason=f"llama-cpp-python[server] is not installed (cannot import {', '.join(_runtime_missing)}): run `make local`",
 )
 
 
@@ -263,9 +248,7 @@ needs_models = pytest.mark.skipif(bool(_unavailable), reason=_unavailable or "av
 
 
 @needs_runtime
-def test_server_that_cannot_load_its_model_reports_its_log(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_server_that_cannot_load_its_model_reports_its_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = b"this is not a gguf file\n" * 100
     _fake_package(tmp_path / "site", "fakew_garbage", {"garbage.gguf": data})
     monkeypatch.syspath_prepend(str(tmp_path / "site"))

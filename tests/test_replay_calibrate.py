@@ -90,16 +90,28 @@ def separable(n: int) -> list:
     """Half the queries: cheap confident (0.9) and right; half: unsure (0.1) and wrong. Top always right."""
     from replay_helpers import PRICES, entry, record
 
-    return [record(f"c{i}", "A", {
-        "cheap": entry(["A" if i % 2 else "B"], "A", [0.9 if i % 2 else 0.1], price=PRICES["cheap"]),
-        "top": entry(["A"], "A", [0.9], price=PRICES["top"]),
-    }, split="train") for i in range(n)]
+    return [
+        record(
+            f"c{i}",
+            "A",
+            {
+                "cheap": entry(["A" if i % 2 else "B"], "A", [0.9 if i % 2 else 0.1], price=PRICES["cheap"]),
+                "top": entry(["A"], "A", [0.9], price=PRICES["top"]),
+            },
+            split="train",
+        )
+        for i in range(n)
+    ]
 
 
 def test_cross_validate_known_outcomes():
     ds = dataset(separable(40))
-    cfgs = [FitConfig("empirical", "agreement", 0.05), FitConfig("ltt", "agreement", 0.05),
-            FitConfig("ltt", "agreement", 0.2), FitConfig("empirical", "match", 0.0)]
+    cfgs = [
+        FitConfig("empirical", "agreement", 0.05),
+        FitConfig("ltt", "agreement", 0.05),
+        FitConfig("ltt", "agreement", 0.2),
+        FitConfig("empirical", "match", 0.0),
+    ]
     res = {r.config: r for r in cross_validate(ds, ["cheap", "top"], "confidence", cfgs, folds=4)}
     half = (110 + 0.5 * 2200) / 2200  # cheap on every query (110e-6 $), top on the unsure half (2200e-6 $)
     assert res[cfgs[0]].cost_ratio == pytest.approx(half) and res[cfgs[0]].gap_points == 0
@@ -130,10 +142,18 @@ def top_sometimes_wrong(n: int) -> list:
     """cheap is always right and confident; top is wrong on every fifth query (so they disagree there)."""
     from replay_helpers import PRICES, entry, record
 
-    return [record(f"w{i}", "A", {
-        "cheap": entry(["A"], "A", [0.9], price=PRICES["cheap"]),
-        "top": entry(["B" if i % 5 == 0 else "A"], "A", [0.9], price=PRICES["top"]),
-    }, split="train") for i in range(n)]
+    return [
+        record(
+            f"w{i}",
+            "A",
+            {
+                "cheap": entry(["A"], "A", [0.9], price=PRICES["cheap"]),
+                "top": entry(["B" if i % 5 == 0 else "A"], "A", [0.9], price=PRICES["top"]),
+            },
+            split="train",
+        )
+        for i in range(n)
+    ]
 
 
 def test_loss_target_does_not_count_disagreements_where_the_top_rung_is_wrong():

@@ -27,8 +27,22 @@ def test_real_cascade_equals_simulation_and_ledger():
 
 def test_cli_eval_json_keys_and_tune_writes_policy(tmp_path, capsys):
     path = write(tmp_path / "tiny.jsonl.gz", tiny())
-    assert main(["eval", str(path), "--ladder", "cheap,mid,top", "--validator", "confidence",
-                 "--thresholds", "0.8", "--json"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(path),
+                "--ladder",
+                "cheap,mid,top",
+                "--validator",
+                "confidence",
+                "--thresholds",
+                "0.8",
+                "--json",
+            ]
+        )
+        == 0
+    )
     rep = json.loads(capsys.readouterr().out)
     for key in ("accuracy", "cost_per_query", "best_single", "cost_ratio_vs_best", "oracle", "apgr", "hull_auc"):
         assert key in rep
@@ -37,8 +51,25 @@ def test_cli_eval_json_keys_and_tune_writes_policy(tmp_path, capsys):
     assert rep["engine_equals_simulation"] is True
     assert rep["rungs"][0]["escalation_rate"] == 0.5
     out = tmp_path / "pol.json"
-    assert main(["tune", str(path), "--ladder", "cheap,top", "--validator", "confidence", "--split", "test",
-                 "--epsilon", "0.5", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "tune",
+                str(path),
+                "--ladder",
+                "cheap,top",
+                "--validator",
+                "confidence",
+                "--split",
+                "test",
+                "--epsilon",
+                "0.5",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert Policy.load(out).models[-1] == "top"
     assert "Cascade(Ladder(rungs))" in capsys.readouterr().out
 
@@ -52,8 +83,10 @@ def test_cli_unknown_model_is_a_clear_error(tmp_path, capsys):
 def test_self_consistency_draws_samples_through_the_engine():
     ds = dataset(voting_records())
     recs = ds.split("test")
-    rungs = [RungPolicy("voter", 4, [0.0, 1.0], *PRICES["voter"], identity=True),
-             RungPolicy("top", 1, [0.0, 1.0], *PRICES["top"], identity=True)]
+    rungs = [
+        RungPolicy("voter", 4, [0.0, 1.0], *PRICES["voter"], identity=True),
+        RungPolicy("top", 1, [0.0, 1.0], *PRICES["top"], identity=True),
+    ]
     pol = Policy("votes", "consistency", rungs, 0.75)
     outs = run_policy_sync(ds, pol, recs)
     assert [o.rung for o in outs] == [0, 1, 0]  # share 1.0, 0.5, 1.0 against threshold 0.75
@@ -68,15 +101,15 @@ def test_fitted_agreement_and_consistency_policies_replay_identically():
     from cascade.replay._fit import fit_policy
 
     ds = dataset(tiny())
-    pol = fit_policy(ds, ["cheap", "mid", "top"], "agreement", split="test", epsilon=0.6, delta=0.5,
-                     method="empirical")
+    pol = fit_policy(ds, ["cheap", "mid", "top"], "agreement", split="test", epsilon=0.6, delta=0.5, method="empirical")
     recs = ds.split("test")
     outs = run_policy_sync(ds, pol, recs)
     assert [o.rung for o in outs] == [d[0] for d in map(pol.decide, recs)]
     assert [o.cost_usd for o in outs] == pytest.approx([d[2] for d in map(pol.decide, recs)], rel=1e-12)
     vds = dataset(voting_records())
-    vpol = fit_policy(vds, ["voter", "top"], "consistency", split="test", epsilon=0.5, delta=0.5,
-                      method="empirical", ks=(2, 4))
+    vpol = fit_policy(
+        vds, ["voter", "top"], "consistency", split="test", epsilon=0.5, delta=0.5, method="empirical", ks=(2, 4)
+    )
     vouts = run_policy_sync(vds, vpol, vds.split("test"))
     vfast = [vpol.decide(r) for r in vds.split("test")]
     assert [o.rung for o in vouts] == [d[0] for d in vfast]

@@ -22,18 +22,34 @@ def _one_line_error(capsys, *needles: str) -> str:
     return err
 
 
-@pytest.mark.parametrize(("extra", "needles"), [
-    (["--ladder", "cheap,gpt-9", "--validator", "confidence"], ["--ladder", "gpt-9"]),
-    (["--ladder", ",", "--validator", "confidence"], ["--ladder", "','"]),
-    (["--ladder", "cheap,top", "--validator", "confidence", "--thresholds", "1.5"], ["--thresholds", "1.5"]),
-    (["--ladder", "cheap,top", "--validator", "confidence", "--thresholds", "-0.1"], ["--thresholds", "-0.1"]),
-    (["--ladder", "cheap,top", "--validator", "confidence", "--max-rungs", "0"], ["--max-rungs", "0"]),
-    (["--ladder", "cheap,top", "--validator", "consistency", "--thresholds", "0.5"], ["consistency", "'cheap'"]),
-    (["--ladder", "cheap,top", "--validator", "confidence", "--policy", "/nonexistent/p.json"],
-     ["policy file", "/nonexistent/p.json"]),
-    (["--ladder", "cheap,top", "--validator", "confidence", "--thresholds", "0.5", "--plot", "/nonexistent/d/x.png"],
-     ["--plot", "/nonexistent/d/x.png"]),
-])
+@pytest.mark.parametrize(
+    ("extra", "needles"),
+    [
+        (["--ladder", "cheap,gpt-9", "--validator", "confidence"], ["--ladder", "gpt-9"]),
+        (["--ladder", ",", "--validator", "confidence"], ["--ladder", "','"]),
+        (["--ladder", "cheap,top", "--validator", "confidence", "--thresholds", "1.5"], ["--thresholds", "1.5"]),
+        (["--ladder", "cheap,top", "--validator", "confidence", "--thresholds", "-0.1"], ["--thresholds", "-0.1"]),
+        (["--ladder", "cheap,top", "--validator", "confidence", "--max-rungs", "0"], ["--max-rungs", "0"]),
+        (["--ladder", "cheap,top", "--validator", "consistency", "--thresholds", "0.5"], ["consistency", "'cheap'"]),
+        (
+            ["--ladder", "cheap,top", "--validator", "confidence", "--policy", "/nonexistent/p.json"],
+            ["policy file", "/nonexistent/p.json"],
+        ),
+        (
+            [
+                "--ladder",
+                "cheap,top",
+                "--validator",
+                "confidence",
+                "--thresholds",
+                "0.5",
+                "--plot",
+                "/nonexistent/d/x.png",
+            ],
+            ["--plot", "/nonexistent/d/x.png"],
+        ),
+    ],
+)
 def test_eval_bad_input(tiny_path, capsys, extra, needles):
     assert main(["eval", tiny_path, *extra]) == 2
     _one_line_error(capsys, *needles)
@@ -55,12 +71,50 @@ def test_confidence_needs_a_recorded_confidence(tmp_path, capsys):
 
 
 def test_tune_unwritable_out_and_policy_mismatch(tiny_path, tmp_path, capsys):
-    assert main(["tune", tiny_path, "--ladder", "cheap,top", "--validator", "confidence", "--split", "test",
-                 "--epsilon", "0.5", "--out", str(tmp_path / "no" / "p.json")]) == 2
+    assert (
+        main(
+            [
+                "tune",
+                tiny_path,
+                "--ladder",
+                "cheap,top",
+                "--validator",
+                "confidence",
+                "--split",
+                "test",
+                "--epsilon",
+                "0.5",
+                "--out",
+                str(tmp_path / "no" / "p.json"),
+            ]
+        )
+        == 2
+    )
     _one_line_error(capsys, "policy file", "p.json")
     out = str(tmp_path / "p.json")
-    assert main(["tune", tiny_path, "--ladder", "cheap,top", "--validator", "confidence", "--split", "test",
-                 "--epsilon", "0.5", "--delta", "0.5", "--method", "empirical", "--out", out]) == 0
+    assert (
+        main(
+            [
+                "tune",
+                tiny_path,
+                "--ladder",
+                "cheap,top",
+                "--validator",
+                "confidence",
+                "--split",
+                "test",
+                "--epsilon",
+                "0.5",
+                "--delta",
+                "0.5",
+                "--method",
+                "empirical",
+                "--out",
+                out,
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["eval", tiny_path, "--ladder", "cheap,top", "--validator", "agreement", "--policy", out]) == 2
     _one_line_error(capsys, "--validator", "'confidence'", "'agreement'")
@@ -68,14 +122,23 @@ def test_tune_unwritable_out_and_policy_mismatch(tiny_path, tmp_path, capsys):
     _one_line_error(capsys, "--ladder", "'cheap'")
 
 
-@pytest.mark.parametrize(("body", "needle"), [
-    ("[1, 2]", "format"),
-    ('{"format": "cascade-replay-policy", "dataset": "t", "validator": "confidence", "rungs": [{"model": "top"}],'
-     ' "threshold": "high"}', "threshold"),
-    ('{"format": "cascade-replay-policy", "dataset": "t", "validator": "confidence", "rungs": [{"model": "top"}],'
-     ' "threshold": 0.5, "colour": 1}', "colour"),
-    ("{not json", "policy file"),
-])
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ("[1, 2]", "format"),
+        (
+            '{"format": "cascade-replay-policy", "dataset": "t", "validator": "confidence", "rungs": [{"model": "top"}],'
+            ' "threshold": "high"}',
+            "threshold",
+        ),
+        (
+            '{"format": "cascade-replay-policy", "dataset": "t", "validator": "confidence", "rungs": [{"model": "top"}],'
+            ' "threshold": 0.5, "colour": 1}',
+            "colour",
+        ),
+        ("{not json", "policy file"),
+    ],
+)
 def test_bad_policy_file(tiny_path, tmp_path, capsys, body, needle):
     p = tmp_path / "bad.json"
     p.write_text(body)
@@ -88,8 +151,10 @@ def test_tune_prints_the_snippet_only_when_it_reproduces_the_policy(tiny_path, t
     args = ["--split", "test", "--epsilon", "0.6", "--delta", "0.5", "--method", "empirical", "--out", out]
     assert main(["tune", tiny_path, "--ladder", "cheap,top", "--validator", "confidence", *args]) == 0
     assert "Cascade(Ladder(rungs))" in capsys.readouterr().out  # one cheap rung: confidence alone
-    assert main(["tune", tiny_path, "--ladder", "cheap,mid,top", "--validator", "confidence", "--max-rungs", "3",
-                 *args]) == 0
+    assert (
+        main(["tune", tiny_path, "--ladder", "cheap,mid,top", "--validator", "confidence", "--max-rungs", "3", *args])
+        == 0
+    )
     from cascade.replay import Policy
 
     text = capsys.readouterr().out

@@ -19,17 +19,31 @@ def _run(ds, rungs, records):
 
 
 def _rung(provider, model, validators):
-    return Rung(name=model, provider=provider, model=model, price_in=PRICES[model][0], price_out=PRICES[model][1],
-                validators=validators, retry=RetryPolicy(attempts=1))
+    return Rung(
+        name=model,
+        provider=provider,
+        model=model,
+        price_in=PRICES[model][0],
+        price_out=PRICES[model][1],
+        validators=validators,
+        retry=RetryPolicy(attempts=1),
+    )
 
 
 def test_confidence_validator_on_replay_matches_policy():
     ds = dataset(tiny())
     p = ReplayProvider(ds)
-    results = _run(ds, [_rung(p, "cheap", Confidence(0.8)), _rung(p, "mid", Confidence(0.8)), _rung(p, "top", [])],
-                   ds.split("test"))
-    pol = Policy("tiny", "confidence", [RungPolicy(m, 1, [0.0, 1.0], *PRICES[m], identity=True)
-                                        for m in ("cheap", "mid", "top")], 0.8)
+    results = _run(
+        ds,
+        [_rung(p, "cheap", Confidence(0.8)), _rung(p, "mid", Confidence(0.8)), _rung(p, "top", [])],
+        ds.split("test"),
+    )
+    pol = Policy(
+        "tiny",
+        "confidence",
+        [RungPolicy(m, 1, [0.0, 1.0], *PRICES[m], identity=True) for m in ("cheap", "mid", "top")],
+        0.8,
+    )
     fast = [pol.decide(r) for r in ds.split("test")]
     assert [r.answered_by for r in results] == [pol.models[f[0]] for f in fast]
     assert [r.cost_usd for r in results] == pytest.approx([f[2] for f in fast], rel=1e-12)
@@ -38,10 +52,18 @@ def test_confidence_validator_on_replay_matches_policy():
 def test_self_consistency_validator_on_replay_matches_policy():
     ds = dataset(voting_records())
     p = ReplayProvider(ds, order="interleave")
-    results = _run(ds, [_rung(p, "voter", SelfConsistency(samples=4, threshold=0.75)), _rung(p, "top", [])],
-                   ds.split("test"))
-    pol = Policy("votes", "consistency", [RungPolicy("voter", 4, [0.0, 1.0], *PRICES["voter"], identity=True),
-                                          RungPolicy("top", 1, [0.0, 1.0], *PRICES["top"], identity=True)], 0.75)
+    results = _run(
+        ds, [_rung(p, "voter", SelfConsistency(samples=4, threshold=0.75)), _rung(p, "top", [])], ds.split("test")
+    )
+    pol = Policy(
+        "votes",
+        "consistency",
+        [
+            RungPolicy("voter", 4, [0.0, 1.0], *PRICES["voter"], identity=True),
+            RungPolicy("top", 1, [0.0, 1.0], *PRICES["top"], identity=True),
+        ],
+        0.75,
+    )
     fast = [pol.decide(r) for r in ds.split("test")]
     assert [r.answered_by for r in results] == [pol.models[f[0]] for f in fast]
     assert [r.cost_usd for r in results] == pytest.approx([f[2] for f in fast], rel=1e-12)
@@ -53,9 +75,18 @@ def test_confidence_validator_reads_recorded_logprobs_on_mmlu():
     recs = ds.split("test")[:300]
     p = ReplayProvider(ds)
     prices = {m.model: (m.price_in, m.price_out) for m in ds.models}
-    rungs = [Rung(name=m, provider=p, model=m, price_in=prices[m][0], price_out=prices[m][1],
-                  validators=v, retry=RetryPolicy(attempts=1))
-             for m, v in (("gpt-4o-mini", Confidence(0.9)), ("llama3.1-405b", []))]
+    rungs = [
+        Rung(
+            name=m,
+            provider=p,
+            model=m,
+            price_in=prices[m][0],
+            price_out=prices[m][1],
+            validators=v,
+            retry=RetryPolicy(attempts=1),
+        )
+        for m, v in (("gpt-4o-mini", Confidence(0.9)), ("llama3.1-405b", []))
+    ]
     results = _run(ds, rungs, recs)
     accepted_cheap = [r.answered_by == "gpt-4o-mini" for r in results]
     recorded = [(r.responses["gpt-4o-mini"].samples[0].confidence or 0) >= 0.9 for r in recs]
@@ -76,8 +107,10 @@ def test_confidence_validator_reads_a_recorded_logprob():
     library's Confidence check turns it back into a probability."""
     import math
 
-    edits = {rid: {"confidence": None, "logprob": math.log(p)} for rid, p in
-             (("q0", 0.9), ("q1", 0.85), ("q2", 0.3), ("q3", 0.79))}
+    edits = {
+        rid: {"confidence": None, "logprob": math.log(p)}
+        for rid, p in (("q0", 0.9), ("q1", 0.85), ("q2", 0.3), ("q3", 0.79))
+    }
     ds = dataset(_edited(edits))
     p = ReplayProvider(ds)
     results = _run(ds, [_rung(p, "cheap", Confidence(0.8)), _rung(p, "top", [])], ds.split("test"))
@@ -90,8 +123,12 @@ def test_json_schema_validator_reads_replayed_text_and_ledger_gets_recorded_toke
     from cascade.validators import JsonSchema
 
     schema = {"type": "object", "properties": {"label": {"enum": ["A", "B", "C"]}}, "required": ["label"]}
-    edits = {"q0": {"text": '{"label": "A"}'}, "q1": {"text": "The answer is A."},
-             "q2": {"text": '```json\n{"label": "B"}\n```'}, "q3": {"text": '{"label": "Z"}'}}
+    edits = {
+        "q0": {"text": '{"label": "A"}'},
+        "q1": {"text": "The answer is A."},
+        "q2": {"text": '```json\n{"label": "B"}\n```'},
+        "q3": {"text": '{"label": "Z"}'},
+    }
     ds = dataset(_edited(edits))
     p = ReplayProvider(ds)
     results = _run(ds, [_rung(p, "cheap", JsonSchema(schema)), _rung(p, "top", [])], ds.split("test"))

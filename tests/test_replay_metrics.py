@@ -84,7 +84,10 @@ def test_report_figures_on_known_recording():
     assert rep["cost_ratio_vs_best"] == pytest.approx(1485 / 2200)
     assert rep["oracle"] == {"accuracy": 1.0, "cost_per_query": pytest.approx(935 * u)}
     assert [(r["reached"], r["answered"], r["escalation_rate"]) for r in rep["rungs"]] == [
-        (4, 2, 0.5), (2, 0, 1.0), (2, 2, 0.0)]
+        (4, 2, 0.5),
+        (2, 0, 1.0),
+        (2, 2, 0.0),
+    ]
     # the threshold sweep: > .95 all top (2860, 1.0); (.9, .95] q1 cheap (2172.5, 1.0); (.5, .9] (1485, 1.0);
     # (.3, .5] mid answers q2 right, q3 wrong (385, 0.75); at .3 cheap also takes q2, wrongly (247.5, 0.5)
     pts = {(round(p["cost_per_query"] / u, 6), p["accuracy"]) for p in rep["sweep"]}

@@ -34,8 +34,15 @@ def test_unknown_record_and_model_are_clear_errors():
 
 
 def test_seeds_walk_samples_and_prompt_is_charged_once():
-    rec = record("m", "A", {"voter": entry(["A", "B", "A"], "A", tokens_in=1000, tokens_out=7, price=(2.0, 3.0),
-                                           variants=["cot", "cot", "pot"])})
+    rec = record(
+        "m",
+        "A",
+        {
+            "voter": entry(
+                ["A", "B", "A"], "A", tokens_in=1000, tokens_out=7, price=(2.0, 3.0), variants=["cot", "cot", "pot"]
+            )
+        },
+    )
     ds = dataset([rec])
     p = ReplayProvider(ds)
     outs = [_run(p.complete(CompletionRequest("voter", [], {"replay_id": "m", "seed": s}))) for s in (None, 1, 2)]

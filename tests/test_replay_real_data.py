@@ -9,8 +9,9 @@ from cascade.replay._fit import fit_policy
 from cascade.replay._metrics import single_models
 from cascade.replay._run import run_policy_sync
 
-pytestmark = pytest.mark.skipif(not (default_data_dir() / "mot_date.jsonl.gz").exists(),
-                                reason="recorded data not found (set CASCADE_DATA_DIR)")
+pytestmark = pytest.mark.skipif(
+    not (default_data_dir() / "mot_date.jsonl.gz").exists(), reason="recorded data not found (set CASCADE_DATA_DIR)"
+)
 
 
 def test_mot_date_self_consistency_cascade_equals_fast_path():

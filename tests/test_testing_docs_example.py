@@ -26,10 +26,12 @@ def test_escalates_on_bad_json() -> None:
         srv.script("big", Reply(status=429, headers={"Retry-After": "0"}), Reply(content='{"label": "spam"}'))
         provider = OpenAICompatible(srv.base_url)
         fast = RetryPolicy(attempts=3, initial_wait_s=0.01)
-        ladder = Ladder([
-            Rung(name="small", provider=provider, model="small", price_in=0.1, price_out=0.4, retry=fast),
-            Rung(name="big", provider=provider, model="big", price_in=2.0, price_out=8.0, retry=fast),
-        ])
+        ladder = Ladder(
+            [
+                Rung(name="small", provider=provider, model="small", price_in=0.1, price_out=0.4, retry=fast),
+                Rung(name="big", provider=provider, model="big", price_in=2.0, price_out=8.0, retry=fast),
+            ]
+        )
         with Cascade(ladder, validators=[is_json]) as cascade:
             result = cascade.run_sync([{"role": "user", "content": "Win a prize!!!"}])
         assert result.answered_by == "big" and result.output is not None

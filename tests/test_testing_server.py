@@ -30,8 +30,9 @@ def chat(server: TestServer, model: str = "m", timeout: float = 5.0, **extra: An
     return http.post(f"{server.base_url}/chat/completions", json=body, timeout=timeout)
 
 
-def message(server: TestServer, model: str = "claude", headers: dict[str, str] | None = None,
-            **extra: Any) -> httpx.Response:
+def message(
+    server: TestServer, model: str = "claude", headers: dict[str, str] | None = None, **extra: Any
+) -> httpx.Response:
     body: dict[str, Any] = {"model": model, "max_tokens": 64, "messages": MESSAGES, **extra}
     return http.post(f"{server.base_url}/messages", json=body, headers=headers, timeout=5.0)
 
@@ -164,8 +165,12 @@ def test_scripted_error_body(server: TestServer) -> None:
     server.script("m", Reply(status=400, error=error))
     response = chat(server)
     assert response.status_code == 400
-    assert response.json()["error"] == {"message": "too long", "type": "invalid_request_error",
-                                        "param": None, "code": "context_length_exceeded"}
+    assert response.json()["error"] == {
+        "message": "too long",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "context_length_exceeded",
+    }
 
 
 @pytest.mark.parametrize("status", [401, 404, 500, 503, 418])
@@ -199,8 +204,11 @@ def test_error_faults(server: TestServer, fault: str, status: int, retry_after: 
 
 
 def test_fault_replies_keep_their_headers(server: TestServer) -> None:
-    server.script("m", Reply(fault="unavailable", headers={"Retry-After": "7"}),
-                  Reply(fault="rate_limit", headers={"X-Request-Id": "r1"}))
+    server.script(
+        "m",
+        Reply(fault="unavailable", headers={"Retry-After": "7"}),
+        Reply(fault="rate_limit", headers={"X-Request-Id": "r1"}),
+    )
     unavailable = chat(server)
     assert unavailable.status_code == 503 and unavailable.headers["retry-after"] == "7"
     limited = chat(server)
@@ -211,9 +219,10 @@ def test_reset_sends_headers_and_part_of_the_body_then_aborts(server: TestServer
     server.script("m", Reply(content="x" * 2000, fault="reset"))
     body = {"model": "m", "messages": MESSAGES}
     received = b""
-    with httpx.Client(timeout=5) as client, client.stream(
-        "POST", f"{server.base_url}/chat/completions", json=body
-    ) as response:
+    with (
+        httpx.Client(timeout=5) as client,
+        client.stream("POST", f"{server.base_url}/chat/completions", json=body) as response,
+    ):
         assert response.status_code == 200
         announced = int(response.headers["content-length"])
         with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)):
@@ -249,9 +258,12 @@ def test_delay_holds_the_headers(server: TestServer) -> None:
 def test_trickle_sends_a_valid_body_in_small_pieces(server: TestServer) -> None:
     server.script("m", Reply(content="slow answer", fault="trickle", trickle_bytes=20, trickle_pause_s=0.02))
     chunks: list[bytes] = []
-    with httpx.Client(timeout=5) as client, client.stream(
-        "POST", f"{server.base_url}/chat/completions", json={"model": "m", "messages": MESSAGES}
-    ) as response:
+    with (
+        httpx.Client(timeout=5) as client,
+        client.stream(
+            "POST", f"{server.base_url}/chat/completions", json={"model": "m", "messages": MESSAGES}
+        ) as response,
+    ):
         assert response.status_code == 200
         chunks.extend(response.iter_raw())
     assert len(chunks) >= 3
@@ -307,13 +319,17 @@ def test_logprobs_only_when_asked(server: TestServer) -> None:
     assert chat(server).json()["choices"][0]["logprobs"] is None
     assert chat(server, logprobs=False).json()["choices"][0]["logprobs"] is None
     items = chat(server, logprobs=True, top_logprobs=2).json()["choices"][0]["logprobs"]["content"]
-    assert items == [{
-        "token": "spam", "logprob": -0.1, "bytes": list(b"spam"),
-        "top_logprobs": [
-            {"token": "spam", "logprob": -0.1, "bytes": list(b"spam")},
-            {"token": "ham", "logprob": -2.4, "bytes": list(b"ham")},
-        ],
-    }]
+    assert items == [
+        {
+            "token": "spam",
+            "logprob": -0.1,
+            "bytes": list(b"spam"),
+            "top_logprobs": [
+                {"token": "spam", "logprob": -0.1, "bytes": list(b"spam")},
+                {"token": "ham", "logprob": -2.4, "bytes": list(b"ham")},
+            ],
+        }
+    ]
 
 
 def test_scripted_alternatives_are_ranked_and_cut_to_top_logprobs(server: TestServer) -> None:
@@ -329,8 +345,10 @@ def test_generated_logprobs_split_the_content(server: TestServer) -> None:
     assert "".join(tokens) == '{"label": "spam"} ok'
     assert len(tokens) > 3
     assert all(item["logprob"] == 0.0 for item in lp)
-    assert all(item["top_logprobs"] == [{"token": item["token"], "logprob": 0.0,
-                                         "bytes": list(item["token"].encode())}] for item in lp)
+    assert all(
+        item["top_logprobs"] == [{"token": item["token"], "logprob": 0.0, "bytes": list(item["token"].encode())}]
+        for item in lp
+    )
     no_top = chat(server, logprobs=True).json()["choices"][0]["logprobs"]["content"]
     assert all(item["top_logprobs"] == [] for item in no_top)
 
@@ -358,12 +376,19 @@ def test_anthropic_messages_shape(server: TestServer) -> None:
 
 
 def test_anthropic_errors_and_faults(server: TestServer) -> None:
-    server.script("claude", Reply(status=429, headers={"Retry-After": "2"}), Reply(fault="unavailable"),
-                  Reply(fault="no_choices"), Reply(fault="no_usage"))
+    server.script(
+        "claude",
+        Reply(status=429, headers={"Retry-After": "2"}),
+        Reply(fault="unavailable"),
+        Reply(fault="no_choices"),
+        Reply(fault="no_usage"),
+    )
     limited = message(server)
     assert limited.status_code == 429 and limited.headers["retry-after"] == "2"
-    assert limited.json() == {"type": "error", "error": {"type": "rate_limit_error",
-                                                         "message": "Rate limit reached for requests"}}
+    assert limited.json() == {
+        "type": "error",
+        "error": {"type": "rate_limit_error", "message": "Rate limit reached for requests"},
+    }
     overloaded = message(server)
     assert overloaded.status_code == 503
     assert overloaded.json()["error"]["type"] == "overloaded_error"
@@ -417,8 +442,9 @@ def test_require_api_key(server: TestServer) -> None:
     ],
 )
 def test_bad_requests_get_400_naming_the_field(server: TestServer, raw: bytes, needle: str) -> None:
-    response = http.post(f"{server.base_url}/chat/completions", content=raw,
-                          headers={"Content-Type": "application/json"})
+    response = http.post(
+        f"{server.base_url}/chat/completions", content=raw, headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400
     error = response.json()["error"]
     assert needle in error["message"]
@@ -607,10 +633,12 @@ def test_async_clients_share_the_threaded_server(server: TestServer) -> None:
 
     async def many() -> list[str]:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
-            responses = await asyncio.gather(*(
-                client.post("/chat/completions", json={"model": "m", "messages": MESSAGES, "seed": i})
-                for i in range(50)
-            ))
+            responses = await asyncio.gather(
+                *(
+                    client.post("/chat/completions", json={"model": "m", "messages": MESSAGES, "seed": i})
+                    for i in range(50)
+                )
+            )
         return [content(r) for r in responses]
 
     assert asyncio.run(many()) == [str(i) for i in range(50)]
@@ -620,7 +648,8 @@ def test_async_clients_share_the_threaded_server(server: TestServer) -> None:
 def test_standalone_mode_serves_any_model() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "cascade.testing", "--port", "0", "--content", "pong"],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None

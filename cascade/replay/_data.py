@@ -179,8 +179,9 @@ def load_dataset(name_or_path: str | os.PathLike[str], data_dir: str | os.PathLi
         known = load_catalog(d).get("datasets", {})
         catalog_entry = known.get(name, {})
         if not path.exists():
-            raise ConfigError(f"data: unknown dataset {name!r} (no {path.name} in {str(d)!r}); "
-                              f"datasets are {sorted(known)}")
+            raise ConfigError(
+                f"data: unknown dataset {name!r} (no {path.name} in {str(d)!r}); datasets are {sorted(known)}"
+            )
     elif not path.exists():
         raise ConfigError(f"data: dataset {name!r}: no file {str(path)!r} and no catalog in {str(d)!r}")
     records = list(iter_records(path))
@@ -189,8 +190,10 @@ def load_dataset(name_or_path: str | os.PathLike[str], data_dir: str | os.PathLi
     order = list(records[0].responses)
     for i, r in enumerate(records):
         if list(r.responses) != order:
-            raise ConfigError(f"{path}: record {r.id!r} (#{i + 1}): field responses: models {list(r.responses)} "
-                              f"differ from the first record's {order}")
+            raise ConfigError(
+                f"{path}: record {r.id!r} (#{i + 1}): field responses: models {list(r.responses)} "
+                f"differ from the first record's {order}"
+            )
     models = _models(catalog_entry, order, records)
     return Dataset(name=name, records=records, models=models, catalog=catalog_entry)
 

@@ -100,17 +100,29 @@ class Table:
         if cached is not None:
             return cached
         outs = [
-            rung_outcome(self.kind, r, model, k=k, prices=self.prices[model], order=self.order,
-                         previous=[c.keys[i] for _, c in previous] if uses_prev else ())
+            rung_outcome(
+                self.kind,
+                r,
+                model,
+                k=k,
+                prices=self.prices[model],
+                order=self.order,
+                previous=[c.keys[i] for _, c in previous] if uses_prev else (),
+            )
             for i, r in enumerate(self.records)
         ]
         width = max((len(o.feats) for o in outs if o.feats is not None), default=1)
         feats = np.array([o.feats if o.feats is not None else (0.0,) * width for o in outs], float).reshape(
-            len(outs), width)
+            len(outs), width
+        )
         col = Column(
-            [o.key for o in outs], np.array([self.code(o.key) for o in outs], dtype=np.int64),
-            np.array([o.correct for o in outs], float), np.array([o.cost for o in outs]), [o.raw for o in outs],
-            feats, np.array([o.feats is not None for o in outs]),
+            [o.key for o in outs],
+            np.array([self.code(o.key) for o in outs], dtype=np.int64),
+            np.array([o.correct for o in outs], float),
+            np.array([o.cost for o in outs]),
+            [o.raw for o in outs],
+            feats,
+            np.array([o.feats is not None for o in outs]),
         )
         self._cols[(model, k, names)] = col
         return col
@@ -213,8 +225,10 @@ def fit_policy(
     if target not in ("agreement", "loss", "accuracy", "match"):
         raise ConfigError(f"target: expected 'agreement', 'loss', 'accuracy' or 'match', got {target!r}")
     if target == "match" and method != "empirical":
-        raise ConfigError("target 'match' (accuracy within epsilon of the top rung) has a signed loss that the "
-                          "Clopper-Pearson bound does not cover: use method='empirical'")
+        raise ConfigError(
+            "target 'match' (accuracy within epsilon of the top rung) has a signed loss that the "
+            "Clopper-Pearson bound does not cover: use method='empirical'"
+        )
     if method not in ("ltt", "empirical", "ltt-split"):
         raise ConfigError(f"method: expected 'ltt', 'ltt-split' or 'empirical', got {method!r}")
     if not (0 <= epsilon < 1 if target == "match" else 0 < epsilon < 1) or not 0 < delta < 1:
@@ -225,8 +239,18 @@ def fit_policy(
     if not recs:
         raise ConfigError(f"no records to fit on (split {split!r})")
     if method == "ltt-split":
-        return _fit_split(dataset, ladder, validator, recs, target=target, epsilon=epsilon, delta=delta,
-                          max_rungs=max_rungs, ks=ks, order=order)
+        return _fit_split(
+            dataset,
+            ladder,
+            validator,
+            recs,
+            target=target,
+            epsilon=epsilon,
+            delta=delta,
+            max_rungs=max_rungs,
+            ks=ks,
+            order=order,
+        )
     table = Table(dataset, recs, validator, order)
     top_name = ladder[-1]
     top = table.column(top_name, 1)
@@ -237,7 +261,8 @@ def fit_policy(
         for sub in itertools.combinations(ladder[:-1], size):
             options = [
                 [k for k in ks if 1 < k <= len(recs[0].responses[m].samples)] or [1]
-                if validator == "consistency" else [1]
+                if validator == "consistency"
+                else [1]
                 for m in sub
             ]
             for kk in itertools.product(*options):
@@ -271,24 +296,53 @@ def fit_policy(
     cost_, _, fam, thr, r, ucb = best
     who, cost, correct = fam.run(np.array([thr]))
     info: dict[str, Any] = {
-        "split": split if records is None else "given", "n": n, "families": len(families),
-        "certified": certified, "risk": r / n, "risk_bound": ucb, "certified_ok": ucb <= epsilon,
-        "cost_per_query": cost_, "accuracy": float(correct.mean()),
-        "top_cost_per_query": float(top.cost.mean()), "top_accuracy": float(top.correct.mean()),
+        "split": split if records is None else "given",
+        "n": n,
+        "families": len(families),
+        "certified": certified,
+        "risk": r / n,
+        "risk_bound": ucb,
+        "certified_ok": ucb <= epsilon,
+        "cost_per_query": cost_,
+        "accuracy": float(correct.mean()),
+        "top_cost_per_query": float(top.cost.mean()),
+        "top_accuracy": float(top.correct.mean()),
     }
     return Policy(dataset.name, validator, fam.rungs, thr, order, target, epsilon, delta, method, info)
 
 
-def _fit_split(dataset: Dataset, ladder: Sequence[str], validator: str, recs: Sequence[Record], *, target: str,
-               epsilon: float, delta: float, max_rungs: int, ks: Sequence[int], order: str) -> Policy:
+def _fit_split(
+    dataset: Dataset,
+    ladder: Sequence[str],
+    validator: str,
+    recs: Sequence[Record],
+    *,
+    target: str,
+    epsilon: float,
+    delta: float,
+    max_rungs: int,
+    ks: Sequence[int],
+    order: str,
+) -> Policy:
     """``ltt-split``: choose the ladder and calibration on a third of the records (by hash of the id),
     then certify the threshold on the other two thirds by fixed-sequence testing at level ``delta``:
     no Bonferroni over ladders, since the ladder does not depend on the certification records."""
     ranked = sorted(recs, key=lambda r: hashlib.sha256(r.id.encode()).hexdigest())
     cut = max(1, len(ranked) // 3)
     select, certify = ranked[:cut], ranked[cut:]
-    chosen = fit_policy(dataset, ladder, validator, records=select, target=target, epsilon=epsilon, delta=delta,
-                        method="empirical", max_rungs=max_rungs, ks=ks, order=order)
+    chosen = fit_policy(
+        dataset,
+        ladder,
+        validator,
+        records=select,
+        target=target,
+        epsilon=epsilon,
+        delta=delta,
+        method="empirical",
+        max_rungs=max_rungs,
+        ks=ks,
+        order=order,
+    )
     table = Table(dataset, certify, validator, order)
     top = table.column(ladder[-1], 1)
     fam = build_family(table, chosen.models, [r.k for r in chosen.rungs], top, target)
@@ -308,21 +362,39 @@ def _fit_split(dataset: Dataset, ladder: Sequence[str], validator: str, recs: Se
             break
     info: dict[str, Any] = {"split": "given", "n_select": len(select), "n": n, "families": 1}
     if pick is None or pick[0] >= float(top.cost.mean()):  # nothing cheaper than the top rung alone
-        top_policy = fit_policy(dataset, [ladder[-1]], validator, records=certify, target=target, epsilon=epsilon,
-                                delta=delta, method="empirical", order=order)
+        top_policy = fit_policy(
+            dataset,
+            [ladder[-1]],
+            validator,
+            records=certify,
+            target=target,
+            epsilon=epsilon,
+            delta=delta,
+            method="empirical",
+            order=order,
+        )
         top_policy.method = "ltt-split"
         top_policy.fit.update(info, certified_ok=False)
         return top_policy
     cost_, t, ucb = pick
-    info.update(certified=t + 1, risk=float(risks[t]) / n, risk_bound=ucb, certified_ok=True,
-                cost_per_query=cost_, accuracy=float(correct[:, t].mean()),
-                top_cost_per_query=float(top.cost.mean()), top_accuracy=float(top.correct.mean()))
-    return Policy(dataset.name, validator, chosen.rungs, float(THRESHOLDS[t]), order, target, epsilon, delta,
-                  "ltt-split", info)
+    info.update(
+        certified=t + 1,
+        risk=float(risks[t]) / n,
+        risk_bound=ucb,
+        certified_ok=True,
+        cost_per_query=cost_,
+        accuracy=float(correct[:, t].mean()),
+        top_cost_per_query=float(top.cost.mean()),
+        top_accuracy=float(top.correct.mean()),
+    )
+    return Policy(
+        dataset.name, validator, chosen.rungs, float(THRESHOLDS[t]), order, target, epsilon, delta, "ltt-split", info
+    )
 
 
-def sweep(dataset: Dataset, policy: Policy, records: Sequence[Record],
-          thresholds: FArr = THRESHOLDS) -> list[tuple[float, float, float]]:
+def sweep(
+    dataset: Dataset, policy: Policy, records: Sequence[Record], thresholds: FArr = THRESHOLDS
+) -> list[tuple[float, float, float]]:
     """(threshold, accuracy, cost per query) of the policy's ladder at every threshold, on ``records``."""
     table = Table(dataset, records, policy.validator, policy.order)
     top = table.column(policy.rungs[-1].model, 1)
@@ -361,9 +433,19 @@ class CVResult:
     cost_ratio: float
 
 
-def cross_validate(dataset: Dataset, ladder: Sequence[str], validator: str, configs: Sequence[FitConfig], *,
-                   records: Sequence[Record] | None = None, split: str = "train", folds: int = 5,
-                   delta: float = 0.1, max_rungs: int = 3, order: str = "interleave") -> list[CVResult]:
+def cross_validate(
+    dataset: Dataset,
+    ladder: Sequence[str],
+    validator: str,
+    configs: Sequence[FitConfig],
+    *,
+    records: Sequence[Record] | None = None,
+    split: str = "train",
+    folds: int = 5,
+    delta: float = 0.1,
+    max_rungs: int = 3,
+    order: str = "interleave",
+) -> list[CVResult]:
     """K-fold cross-validation on the fitting records (folds by hash of the id): fit each
     configuration on k-1 folds, replay the held-out fold, pool the held-out outcomes."""
     recs = list(records) if records is not None else dataset.split(split)
@@ -377,8 +459,18 @@ def cross_validate(dataset: Dataset, ladder: Sequence[str], validator: str, conf
         acc = top_acc = cost = top_cost = 0.0
         for i, held in enumerate(parts):
             fit_on = [r for j, p in enumerate(parts) if j != i for r in p]
-            pol = fit_policy(dataset, ladder, validator, records=fit_on, target=cfg.target, epsilon=cfg.epsilon,
-                             delta=delta, method=cfg.method, max_rungs=max_rungs, order=order)
+            pol = fit_policy(
+                dataset,
+                ladder,
+                validator,
+                records=fit_on,
+                target=cfg.target,
+                epsilon=cfg.epsilon,
+                delta=delta,
+                method=cfg.method,
+                max_rungs=max_rungs,
+                order=order,
+            )
             for r in held:
                 _, o, c = pol.decide(r)
                 t = rung_outcome(validator, r, top.model, prices=(top.price_in, top.price_out), order=order)

@@ -37,11 +37,13 @@ def single_models(records: Sequence[Record], prices: dict[str, tuple[float, floa
     out = []
     for m in records[0].responses:
         pin, pout = prices[m]
-        out.append(SingleModel(
-            m,
-            accuracy([bool(r.responses[m].samples[0].correct) for r in records]),
-            cost_per_query([sample_cost(r.responses[m], [0], pin, pout) for r in records]),
-        ))
+        out.append(
+            SingleModel(
+                m,
+                accuracy([bool(r.responses[m].samples[0].correct) for r in records]),
+                cost_per_query([sample_cost(r.responses[m], [0], pin, pout) for r in records]),
+            )
+        )
     return out
 
 

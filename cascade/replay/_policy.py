@@ -95,8 +95,7 @@ def signal(
             variants.setdefault(x.variant, []).append(x)
         feats: tuple[float, ...] = (share,)
         if len(variants) > 1:
-            majors = [answer_key(v.answer) if v is not None else None
-                      for v in (vote(g)[0] for g in variants.values())]
+            majors = [answer_key(v.answer) if v is not None else None for v in (vote(g)[0] for g in variants.values())]
             same = majors[0] is not None and all(m == majors[0] for m in majors)
             feats = (share, 1.0 if same else 0.0)
         return (chosen if chosen is not None else s), share, feats
@@ -171,8 +170,11 @@ class Policy:
             raise ConfigError(f"validator: expected one of {list(KINDS)}, got {self.validator!r}")
         if not self.rungs:
             raise ConfigError("rungs: a policy needs at least one rung, got []")
-        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) \
-                or not 0.0 <= self.threshold <= 1.0:
+        if (
+            isinstance(self.threshold, bool)
+            or not isinstance(self.threshold, (int, float))
+            or not 0.0 <= self.threshold <= 1.0
+        ):
             raise ConfigError(f"threshold: expected a number in [0, 1], got {self.threshold!r}")
 
     @property
@@ -184,8 +186,15 @@ class Policy:
         previous: list[str | None] = []
         total = 0.0
         for j, rung in enumerate(self.rungs):
-            out = rung_outcome(self.validator, record, rung.model, k=rung.k, previous=previous,
-                               prices=(rung.price_in, rung.price_out), order=self.order)
+            out = rung_outcome(
+                self.validator,
+                record,
+                rung.model,
+                k=rung.k,
+                previous=previous,
+                prices=(rung.price_in, rung.price_out),
+                order=self.order,
+            )
             total += out.cost
             if j == len(self.rungs) - 1 or rung.probability(out.raw, out.feats) >= self.threshold:
                 return j, out, total

@@ -93,7 +93,8 @@ class ReplayProvider:
         rec = self._by_messages.get(_key(request.messages))
         if rec is None:
             raise ProviderError(
-                "caller", "replay_no_record",
+                "caller",
+                "replay_no_record",
                 f"no record of {self.dataset.name!r} has these messages; pass extra={{'replay_id': ...}}",
             )
         return rec
@@ -103,7 +104,8 @@ class ReplayProvider:
         entry = rec.responses.get(request.model)
         if entry is None:
             raise ProviderError(
-                "rung_fatal", "unknown_model",
+                "rung_fatal",
+                "unknown_model",
                 f"model {request.model!r} is not recorded in {self.dataset.name!r}; models: {list(rec.responses)}",
             )
         seed = request.params.get("seed")
@@ -111,7 +113,8 @@ class ReplayProvider:
         order = sample_order(entry, self.order)
         if not 0 <= pos < len(order):
             raise ProviderError(
-                "rung_fatal", "replay_no_sample",
+                "rung_fatal",
+                "replay_no_sample",
                 f"seed {seed!r}: {request.model!r} has {len(order)} recorded sample(s) for {rec.id!r}",
             )
         index = order[pos]

@@ -33,15 +33,21 @@ def evaluate(dataset: Dataset, policy: Policy, split: str = "test") -> dict[str,
     prices = {m.model: (m.price_in, m.price_out) for m in dataset.models}
     outs = run_policy_sync(dataset, policy, records)
     sim = [policy.decide(r) for r in records]
-    same = all(o.rung == s[0] and o.correct == s[1].correct and abs(o.cost_usd - s[2]) < 1e-12
-               for o, s in zip(outs, sim, strict=False))
+    same = all(
+        o.rung == s[0] and o.correct == s[1].correct and abs(o.cost_usd - s[2]) < 1e-12
+        for o, s in zip(outs, sim, strict=False)
+    )
     top = policy.rungs[-1].model
     if policy.target == "loss":
-        risk = sum(1 for r, (_, o, _) in zip(records, sim, strict=True)
-                   if r.responses[top].samples[0].correct and not o.correct) / len(records)
+        risk = sum(
+            1
+            for r, (_, o, _) in zip(records, sim, strict=True)
+            if r.responses[top].samples[0].correct and not o.correct
+        ) / len(records)
     else:
         risk = sum(
-            1 for r, (j, o, _) in zip(records, sim, strict=True)
+            1
+            for r, (j, o, _) in zip(records, sim, strict=True)
             if j < len(policy.rungs) - 1 and (o.key is None or o.key != answer_key(r.responses[top].samples[0].answer))
         ) / len(records)
     acc = accuracy([o.correct for o in outs])
@@ -51,10 +57,15 @@ def evaluate(dataset: Dataset, policy: Policy, split: str = "test") -> dict[str,
     for j, rung in enumerate(policy.rungs):
         reached = sum(1 for o in outs if o.rung >= j)
         answered = sum(1 for o in outs if o.rung == j)
-        rungs.append({
-            "model": rung.model, "k": rung.k, "reached": reached, "answered": answered,
-            "escalation_rate": (reached - answered) / reached if reached else 0.0,
-        })
+        rungs.append(
+            {
+                "model": rung.model,
+                "k": rung.k,
+                "reached": reached,
+                "answered": answered,
+                "escalation_rate": (reached - answered) / reached if reached else 0.0,
+            }
+        )
     singles = single_models(records, prices)
     best = best_single(singles)
     oc, oa = oracle(records, prices, dataset.model_names)
@@ -63,9 +74,15 @@ def evaluate(dataset: Dataset, policy: Policy, split: str = "test") -> dict[str,
     weak, strong = by_model[policy.rungs[0].model], by_model[policy.rungs[-1].model]
     matched = cost_at_accuracy(points, best.accuracy - MATCH_TOLERANCE)
     report: dict[str, Any] = {
-        "dataset": dataset.name, "split": split, "n": n, "validator": policy.validator,
-        "ladder": policy.models, "threshold": policy.threshold,
-        "accuracy": acc, "cost_per_query": cpq, "rungs": rungs,
+        "dataset": dataset.name,
+        "split": split,
+        "n": n,
+        "validator": policy.validator,
+        "ladder": policy.models,
+        "threshold": policy.threshold,
+        "accuracy": acc,
+        "cost_per_query": cpq,
+        "rungs": rungs,
         "single_models": [vars(s) for s in singles],
         "best_single": vars(best),
         "cost_ratio_vs_best": cpq / best.cost_per_query,
@@ -74,7 +91,8 @@ def evaluate(dataset: Dataset, policy: Policy, split: str = "test") -> dict[str,
         "oracle": {"accuracy": oa, "cost_per_query": oc},
         "cost_ratio_at_matched_accuracy": None if matched is None else matched / best.cost_per_query,
         "apgr": apgr(points, (weak.cost_per_query, weak.accuracy), (strong.cost_per_query, strong.accuracy))
-        if len(policy.rungs) > 1 and weak.accuracy != strong.accuracy else None,
+        if len(policy.rungs) > 1 and weak.accuracy != strong.accuracy
+        else None,
         "hull_auc": hull_auc(points, min(s.cost_per_query for s in singles), max(s.cost_per_query for s in singles)),
         "sweep": [{"cost_per_query": c, "accuracy": a} for c, a in points],
         "engine_equals_simulation": same,
@@ -97,14 +115,26 @@ def plot(report: dict[str, Any], path: str) -> None:
         raise ConfigError("--plot needs matplotlib: pip install 'cascade-router[plot]'") from None
     fig, ax = plt.subplots(figsize=(7, 4.5))
     sw = sorted(report["sweep"], key=lambda p: p["cost_per_query"])
-    ax.plot([p["cost_per_query"] for p in sw], [p["accuracy"] for p in sw], "-", color="tab:blue", alpha=0.6,
-            label=f"cascade {' > '.join(report['ladder'])} (threshold sweep)")
+    ax.plot(
+        [p["cost_per_query"] for p in sw],
+        [p["accuracy"] for p in sw],
+        "-",
+        color="tab:blue",
+        alpha=0.6,
+        label=f"cascade {' > '.join(report['ladder'])} (threshold sweep)",
+    )
     for s in report["single_models"]:
         ax.scatter(s["cost_per_query"], s["accuracy"], color="gray", s=18)
         ax.annotate(s["model"].split("/")[-1], (s["cost_per_query"], s["accuracy"]), fontsize=7)
     ax.scatter(report["cost_per_query"], report["accuracy"], color="tab:red", s=60, zorder=5, label="fitted cascade")
-    ax.scatter(report["oracle"]["cost_per_query"], report["oracle"]["accuracy"], marker="*", s=90,
-               color="tab:green", label="oracle")
+    ax.scatter(
+        report["oracle"]["cost_per_query"],
+        report["oracle"]["accuracy"],
+        marker="*",
+        s=90,
+        color="tab:green",
+        label="oracle",
+    )
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(_usd_label))
     ax.xaxis.set_minor_formatter(FuncFormatter(lambda x, pos: _usd_label(x, pos) if _lead_digit(x) in (2, 5) else ""))
@@ -133,8 +163,12 @@ def _usd_label(x: float, _pos: object = None) -> str:
 def summary_row(report: dict[str, Any]) -> Sequence[str]:
     b = report["best_single"]
     return (
-        report["dataset"], " > ".join(report["ladder"]), f"{report['accuracy']:.4f}", f"{report['cost_per_query']:.3g}",
+        report["dataset"],
+        " > ".join(report["ladder"]),
+        f"{report['accuracy']:.4f}",
+        f"{report['cost_per_query']:.3g}",
         f"{b['model']} {b['accuracy']:.4f} @ {b['cost_per_query']:.3g}",
-        f"{report['accuracy_gap_vs_best_points']:+.2f}", f"{report['cost_ratio_vs_best']:.3f}",
+        f"{report['accuracy_gap_vs_best_points']:+.2f}",
+        f"{report['cost_ratio_vs_best']:.3f}",
         "yes" if report["goal_met"] else "no",
     )

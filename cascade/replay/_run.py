@@ -29,15 +29,23 @@ def build_cascade(dataset: Dataset, policy: Policy, **cascade_kwargs: object) ->
     """The policy as a real ladder: one ReplayProvider, one ``ReplaySignal`` validator per rung."""
     provider = ReplayProvider(dataset, order=policy.order)
     rungs = [
-        Rung(name=f"{j}:{r.model}", provider=provider, model=r.model, price_in=r.price_in, price_out=r.price_out,
-             validators=ReplaySignal(policy, j, provider), retry=RetryPolicy(attempts=1))
+        Rung(
+            name=f"{j}:{r.model}",
+            provider=provider,
+            model=r.model,
+            price_in=r.price_in,
+            price_out=r.price_out,
+            validators=ReplaySignal(policy, j, provider),
+            retry=RetryPolicy(attempts=1),
+        )
         for j, r in enumerate(policy.rungs)
     ]
     return Cascade(Ladder(rungs), on_exhausted="best_effort", **cascade_kwargs), provider  # type: ignore[arg-type]
 
 
-async def run_policy(dataset: Dataset, policy: Policy, records: Sequence[Record], *,
-                     concurrency: int = 32, log: object = None) -> list[Outcome]:
+async def run_policy(
+    dataset: Dataset, policy: Policy, records: Sequence[Record], *, concurrency: int = 32, log: object = None
+) -> list[Outcome]:
     """Replay ``records`` through the cascade; outcomes in record order."""
     cascade, provider = build_cascade(dataset, policy, log=log)
     names = [f"{j}:{r.model}" for j, r in enumerate(policy.rungs)]
@@ -51,8 +59,9 @@ async def run_policy(dataset: Dataset, policy: Policy, records: Sequence[Record]
         if res.outcome == "error" or res.answered_by is None:
             raise RuntimeError(f"record {rec.id!r}: the cascade failed: {res.error or res.outcome}")
         parsed = res.parsed if isinstance(res.parsed, dict) else {}
-        out.append(Outcome(rec.id, names.index(res.answered_by), bool(parsed.get("correct")), res.cost_usd,
-                           len(res.attempts)))
+        out.append(
+            Outcome(rec.id, names.index(res.answered_by), bool(parsed.get("correct")), res.cost_usd, len(res.attempts))
+        )
     provider.reset()
     return out
 

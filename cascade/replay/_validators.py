@@ -43,7 +43,16 @@ class ReplaySignal(BaseValidator):
             return Verdict(True, "ok", None, "top rung", value=value, text=chosen.text)
         p = rung.probability(raw, feats)
         passed = p >= self.policy.threshold
-        reason = "ok" if passed else {"confidence": "low_confidence", "consistency": "low_agreement"}.get(
-            kind, "rungs_disagree")
-        return Verdict(passed, reason, p, f"calibrated {p:.3f} vs threshold {self.policy.threshold:.3f}",
-                       value=value, text=chosen.text)
+        reason = (
+            "ok"
+            if passed
+            else {"confidence": "low_confidence", "consistency": "low_agreement"}.get(kind, "rungs_disagree")
+        )
+        return Verdict(
+            passed,
+            reason,
+            p,
+            f"calibrated {p:.3f} vs threshold {self.policy.threshold:.3f}",
+            value=value,
+            text=chosen.text,
+        )

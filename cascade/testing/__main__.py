@@ -23,7 +23,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--content", default="ok", help="the answer's text (default: ok)")
     parser.add_argument("--api-key", default=None, help="require this key (default: none)")
     parser.add_argument(
-        "--reuse-port", action="store_true",
+        "--reuse-port",
+        action="store_true",
         help="bind with SO_REUSEPORT, so several server processes can share one fixed --port (Linux)",
     )
     parser.add_argument("--fault-rate", type=float, default=0.0, help="share of answers that are faults (0..1)")

@@ -64,7 +64,12 @@ async def reset(request: web.BaseRequest, body: bytes, wait: Wait) -> web.Stream
 
 
 async def trickle(
-    request: web.BaseRequest, status: int, headers: dict[str, str], body: bytes, chunk: int, pause_s: float,
+    request: web.BaseRequest,
+    status: int,
+    headers: dict[str, str],
+    body: bytes,
+    chunk: int,
+    pause_s: float,
     wait: Wait,
 ) -> web.StreamResponse:
     """Send a complete, valid body ``chunk`` bytes at a time with ``pause_s`` between writes."""

@@ -76,12 +76,13 @@ class Reply:
         if self.logprobs is not None:
             for i, item in enumerate(self.logprobs):
                 if not (
-                    isinstance(item, (tuple, list)) and len(item) == 3 and isinstance(item[0], str)
-                    and isinstance(item[1], (int, float)) and isinstance(item[2], Mapping)
+                    isinstance(item, (tuple, list))
+                    and len(item) == 3
+                    and isinstance(item[0], str)
+                    and isinstance(item[1], (int, float))
+                    and isinstance(item[2], Mapping)
                 ):
-                    raise ValueError(
-                        f"Reply.logprobs[{i}] must be (token, logprob, {{alt: logprob}}), got {item!r}"
-                    )
+                    raise ValueError(f"Reply.logprobs[{i}] must be (token, logprob, {{alt: logprob}}), got {item!r}")
 
 
 class Headers(dict[str, str]):

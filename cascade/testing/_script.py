@@ -65,7 +65,11 @@ class Script:
             self._responders[_model_name(model)] = fn
 
     def fault_rate(
-        self, rate: float, *, seed: int | None = None, faults: Iterable[str] = DEFAULT_FAULTS,
+        self,
+        rate: float,
+        *,
+        seed: int | None = None,
+        faults: Iterable[str] = DEFAULT_FAULTS,
         model: str | None = None,
     ) -> None:
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:

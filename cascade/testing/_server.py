@@ -35,7 +35,12 @@ class TestServer:
     __test__ = False  # not a pytest test class, despite the name
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, *, record: bool = True, shutdown_timeout: float = 2.0,
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        record: bool = True,
+        shutdown_timeout: float = 2.0,
         reuse_port: bool = False,
     ) -> None:
         self.host = host
@@ -128,7 +133,10 @@ class TestServer:
         self._script.responder(model, fn)
 
     def fault_rate(
-        self, rate: float, seed: int | None = None, faults: Iterable[str] = DEFAULT_FAULTS,
+        self,
+        rate: float,
+        seed: int | None = None,
+        faults: Iterable[str] = DEFAULT_FAULTS,
         model: str | None = None,
     ) -> None:
         """Replace a fraction ``rate`` of answers (of ``model``, or of all) by a random fault from ``faults``;
@@ -190,7 +198,10 @@ class TestServer:
         app.router.add_get("/v1/models", self._models)
         self._stopping = asyncio.Event()
         runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, handler_cancellation=True,
+            app,
+            access_log=None,
+            handle_signals=False,
+            handler_cancellation=True,
             shutdown_timeout=self._shutdown_timeout,
         )
         await runner.setup()
@@ -234,8 +245,10 @@ class TestServer:
         if not self._authorized(request, anthropic=True):  # either provider lists models
             return _json(401, _wire.openai_error(401))
         created = int(time.time())
-        data = [{"id": m, "object": "model", "created": created, "owned_by": "cascade-testing"}
-                for m in self._script.models()]
+        data = [
+            {"id": m, "object": "model", "created": created, "owned_by": "cascade-testing"}
+            for m in self._script.models()
+        ]
         return _json(200, {"object": "list", "data": data})
 
     async def _complete(self, request: web.Request, *, anthropic: bool) -> web.StreamResponse:
@@ -319,9 +332,7 @@ class TestServer:
                 body, replies[0], content=fault != "no_choices", usage=fault != "no_usage"
             )
         else:
-            payload = _wire.openai_completion(
-                body, replies, choices=fault != "no_choices", usage=fault != "no_usage"
-            )
+            payload = _wire.openai_completion(body, replies, choices=fault != "no_choices", usage=fault != "no_usage")
         data = json.dumps(payload).encode()
         if fault == "invalid_json":
             data = data[: len(data) // 2]

@@ -53,15 +53,11 @@ class Choice(BaseValidator):
                 try:
                     source = find_json(candidate.text).value
                 except JsonNotFound as exc:
-                    return Verdict(
-                        False, "json_unparseable", None, f"the answer is not JSON: {exc}", self.name
-                    )
+                    return Verdict(False, "json_unparseable", None, f"the answer is not JSON: {exc}", self.name)
             if isinstance(source, BaseModel):
                 source = source.model_dump()
             if not isinstance(source, dict) or self.field not in source:
-                return Verdict(
-                    False, "label_not_allowed", None, f"the answer has no field {self.field!r}", self.name
-                )
+                return Verdict(False, "label_not_allowed", None, f"the answer has no field {self.field!r}", self.name)
             label = source[self.field]
         if isinstance(label, str) and self._norm(label) in self._allowed:
             return Verdict(True, "ok", None, "", self.name)

@@ -180,17 +180,14 @@ class Confidence(BaseValidator):
             raise ConfigError(f"Confidence: quantile must be in [0, 1], got {quantile!r}")
         if on_unavailable not in ("escalate", "pass", "verbalize"):
             raise ConfigError(
-                "Confidence: on_unavailable must be 'escalate', 'pass' or 'verbalize', "
-                f"got {on_unavailable!r}"
+                f"Confidence: on_unavailable must be 'escalate', 'pass' or 'verbalize', got {on_unavailable!r}"
             )
         if label_field is not None and (not isinstance(label_field, str) or not label_field):
             raise ConfigError(f"Confidence: label_field must be a non-empty field name, got {label_field!r}")
         if labels is not None and (
             isinstance(labels, str) or not labels or not all(isinstance(x, str) and x for x in labels)
         ):
-            raise ConfigError(
-                f"Confidence: labels must be a non-empty list of non-empty strings, got {labels!r}"
-            )
+            raise ConfigError(f"Confidence: labels must be a non-empty list of non-empty strings, got {labels!r}")
         self.threshold = float(threshold)
         self.aggregate: Aggregate = aggregate
         self.quantile = float(quantile)
@@ -240,9 +237,7 @@ class Confidence(BaseValidator):
         if got is None:
             return "no token covers the label"
         conf, idx = got
-        return Reading(
-            conf, f"label {label[:60]!r}, first token {tokens[idx].token!r} normalised over alternatives"
-        )
+        return Reading(conf, f"label {label[:60]!r}, first token {tokens[idx].token!r} normalised over alternatives")
 
     async def validate(self, candidate: Candidate) -> Verdict:
         completion = candidate.completion
@@ -270,13 +265,9 @@ class Confidence(BaseValidator):
         if self.on_unavailable == "escalate":
             return Verdict(False, "confidence_unavailable", None, why, self.name)
         if self.on_unavailable == "pass":
-            return Verdict(
-                True, "confidence_unavailable", None, why + "; passed (on_unavailable='pass')", self.name
-            )
+            return Verdict(True, "confidence_unavailable", None, why + "; passed (on_unavailable='pass')", self.name)
         if candidate.asker is None:
-            return Verdict(
-                False, "confidence_unavailable", None, why + "; cannot verbalise (no asker)", self.name
-            )
+            return Verdict(False, "confidence_unavailable", None, why + "; cannot verbalise (no asker)", self.name)
         messages = [
             *candidate.messages,
             {"role": "assistant", "content": candidate.text},

@@ -110,9 +110,7 @@ class SelfConsistency(BaseValidator):
         if key is not None and not (isinstance(key, str) or callable(key)):
             raise ConfigError(f"SelfConsistency: key must be a field name or a function, got {key!r}")
         if not (callable(parse) or parse in ("auto", "json", "text")):
-            raise ConfigError(
-                f"SelfConsistency: parse must be 'auto', 'json', 'text' or a function, got {parse!r}"
-            )
+            raise ConfigError(f"SelfConsistency: parse must be 'auto', 'json', 'text' or a function, got {parse!r}")
         self.samples = samples
         self.threshold = float(threshold)
         self.key = key

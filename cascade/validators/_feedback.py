@@ -46,8 +46,6 @@ def feedback_message(verdicts: Verdict | Iterable[Verdict], *, max_chars: int = 
     return {"role": "user", "content": content}
 
 
-def reask_messages(
-    messages: Sequence[Message], answer: str, verdicts: Verdict | Iterable[Verdict]
-) -> list[Message]:
+def reask_messages(messages: Sequence[Message], answer: str, verdicts: Verdict | Iterable[Verdict]) -> list[Message]:
     """The conversation for a re-ask: the original messages, the rejected answer, the feedback."""
     return [*messages, {"role": "assistant", "content": answer}, feedback_message(verdicts)]

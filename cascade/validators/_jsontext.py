@@ -83,9 +83,7 @@ def find_json(text: str, *, max_scan: int = MAX_SCAN, max_starts: int = MAX_STAR
             continue
         return Found(value, m.start(), end)
     where = f"the first {max_scan} characters" if len(text) > max_scan else "the answer"
-    raise JsonNotFound(
-        f"no JSON object or array found in {where} ({tried} start position(s) tried): {_snippet(text)}"
-    )
+    raise JsonNotFound(f"no JSON object or array found in {where} ({tried} start position(s) tried): {_snippet(text)}")
 
 
 def canonical(value: Any) -> str:

@@ -100,9 +100,7 @@ class JsonSchema(BaseValidator):
         try:
             data = find_json(text, max_scan=self.max_scan).value
         except JsonNotFound as exc:
-            raise AnswerInvalid(
-                "json_unparseable", _clip(f"the answer is not JSON: {exc}", MAX_DETAIL)
-            ) from None
+            raise AnswerInvalid("json_unparseable", _clip(f"the answer is not JSON: {exc}", MAX_DETAIL)) from None
         if self.model is not None:
             try:
                 return self.model.model_validate(data)
@@ -126,9 +124,7 @@ class JsonSchema(BaseValidator):
             return Verdict(False, exc.reason, None, exc.detail, self.name)
         return Verdict(True, "ok", None, "", self.name, value)
 
-    def response_format(
-        self, style: ResponseFormatStyle = "openai", *, strict: bool = True
-    ) -> dict[str, Any]:
+    def response_format(self, style: ResponseFormatStyle = "openai", *, strict: bool = True) -> dict[str, Any]:
         """What a rung should send as ``response_format`` so the provider constrains output to JSON.
 
         * ``"openai"``: ``{"type": "json_schema", "json_schema": {"name", "schema", "strict"}}`` (OpenAI
@@ -139,9 +135,7 @@ class JsonSchema(BaseValidator):
         * ``"json_object"``: ``{"type": "json_object"}``: any JSON, for providers without schemas.
         """
         if style == "openai":
-            title = (
-                self.model.__name__ if self.model is not None else str(self.schema.get("title") or self.name)
-            )
+            title = self.model.__name__ if self.model is not None else str(self.schema.get("title") or self.name)
             name = re.sub(r"[^A-Za-z0-9_-]", "_", title)[:64] or "response"
             return {
                 "type": "json_schema",

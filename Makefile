@@ -21,6 +21,7 @@ install: $(STAMP)
 
 lint: install
 	$(BIN)/ruff check $(wildcard cascade tests examples benchmarks)
+	$(BIN)/ruff format --check $(wildcard cascade tests examples benchmarks)
 
 typecheck: install
 	$(BIN)/mypy

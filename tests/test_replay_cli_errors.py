@@ -127,13 +127,13 @@ def test_tune_unwritable_out_and_policy_mismatch(tiny_path, tmp_path, capsys):
     [
         ("[1, 2]", "format"),
         (
-            '{"format": "cascade-replay-policy", "dataset": "t", "validator": "confidence", "rungs": [{"model": "top"}],'
-            ' "threshold": "high"}',
+            '{"format": "cascade-replay-policy", "dataset": "t", "validator": "confidence",'
+            ' "rungs": [{"model": "top"}], "threshold": "high"}',
             "threshold",
         ),
         (
-            '{"format": "cascade-replay-policy", "dataset": "t", "validator": "confidence", "rungs": [{"model": "top"}],'
-            ' "threshold": 0.5, "colour": 1}',
+            '{"format": "cascade-replay-policy", "dataset": "t", "validator": "confidence",'
+            ' "rungs": [{"model": "top"}], "threshold": 0.5, "colour": 1}',
             "colour",
         ),
         ("{not json", "policy file"),

@@ -8,6 +8,7 @@ import os
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
@@ -95,6 +96,8 @@ class Cascade:
         self._rung_index = {name: i for i, name in enumerate(self._rung_names)}
         self._rung_wire = {r.name: self._wire_for(r) for r in self.ladder.rungs}
         self._local = threading.local()
+        self._loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+        self._loops_lock = threading.Lock()
         self.breakers = Breakers.for_rungs(self.ladder.rungs, breaker, self.events.emit)
         self.idle = IdleRungs(self._rung_names[:-1], skip_idle, self.events.emit)
 
@@ -198,10 +201,15 @@ class Cascade:
         self.events.close()
 
     def close(self) -> None:
-        """Close what ``run_sync`` opened (its loop and connections) and the log sink."""
-        loop: asyncio.AbstractEventLoop | None = getattr(self._local, "loop", None)
-        if loop is not None and not loop.is_closed():
-            loop.run_until_complete(self.aclose())
+        """Close what ``run_sync`` opened in every thread (each thread's loop and its connections) and
+        the log sink. A loop busy in another thread right now is left to that thread."""
+        with self._loops_lock:
+            loops = list(self._loops)
+        for loop in loops:
+            if loop.is_closed() or loop.is_running():
+                continue
+            for rung in self.ladder.rungs:
+                loop.run_until_complete(rung.provider.aclose())
             loop.close()
         self.events.close()
 
@@ -535,7 +543,9 @@ class Cascade:
         loop: asyncio.AbstractEventLoop | None = getattr(self._local, "loop", None)
         if loop is None or loop.is_closed():
             loop = asyncio.new_event_loop()
-            self._local.loop = loop
+            self._local.loop = loop  # dropped when the thread ends; the loop then goes with its connections
+            with self._loops_lock:
+                self._loops.add(loop)  # weakly: close() finds the loops of threads still alive
         return loop
 
 

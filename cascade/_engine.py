@@ -10,8 +10,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, Literal, cast
 
-from pydantic import ValidationError
-
 from ._breaker import BreakerGate
 from ._config import CircuitBreaker, RequestParams, SkipIdle
 from ._content import ContentPolicy, LogContent
@@ -223,8 +221,8 @@ class Cascade:
         checked = _check_messages(messages)
         try:
             overrides = RequestParams(**params).to_wire() if params else {}
-        except ValidationError as exc:
-            raise RequestError(_pydantic_message("run", exc)) from None
+        except ConfigError as exc:
+            raise RequestError(str(exc).replace("RequestParams.", "run.")) from None
         if metadata is not None and not isinstance(metadata, Mapping):
             raise RequestError(f"metadata: expected a mapping, got {metadata!r}")
         cap = _check_budget(budget_usd) if budget_usd is not None else self.budget_usd
@@ -288,11 +286,3 @@ def _check_messages(messages: Any) -> list[Message]:
         if content is not None and not isinstance(content, (str, list)):
             raise RequestError(f"messages[{i}].content: expected a string or a list of parts, got {content!r:.80}")
     return list(messages)
-
-
-def _pydantic_message(where: str, exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(x) for x in err["loc"])
-        parts.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
-    return f"{where}: " + "; ".join(parts)

@@ -340,6 +340,8 @@ class Walker:
             "metadata": req.metadata,
         }
         line: Event = dict(event)
+        if rung.price_source is not None:
+            line["price_source"] = rung.price_source
         self.content.add(line, "output", attempt.output)
         self.events.emit(line)
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     import httpx
 
-from ._errors import CallerError, ConfigError, ProviderError
+from .._errors import CallerError, ConfigError, ProviderError
 from ._secrets import Secret, Secrets, check_secret, make_auth, split_headers
 
 T = TypeVar("T")

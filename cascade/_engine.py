@@ -21,7 +21,7 @@ from ._gates import Gates, RungGate
 from ._idle import IdleGate
 from ._ladder import Ladder, Rung
 from ._ledger import Budget, TokenCounter, prompt_token_bound
-from ._logs._resume import Resume
+from ._logs._resume import Resume, ResumeChanged
 from ._result import CascadeResult
 from ._sinks import EventLog, EventSink, Processor, add_timestamp, make_sink
 from ._types import Message, Validator
@@ -155,7 +155,12 @@ class Cascade:
         return self._walker.wire_of(rung)
 
     async def imap(
-        self, inputs: Iterable[Any], *, concurrency: int = 16, resume_from: str | os.PathLike[str] | None = None
+        self,
+        inputs: Iterable[Any],
+        *,
+        concurrency: int = 16,
+        resume_from: str | os.PathLike[str] | None = None,
+        resume_changed: ResumeChanged = "refuse",
     ) -> AsyncIterator[tuple[int, CascadeResult]]:
         """Yield ``(index, result)`` as requests finish, with at most ``concurrency`` in flight and
         memory bounded by that, not by the batch. Each item is a message list or a dict with
@@ -164,12 +169,13 @@ class Cascade:
         with the attempts made and their spend, whatever it raised); it never stops or shrinks the
         batch. An exception from ``inputs`` itself is raised here once the items before it are done.
         ``resume_from`` (a JSONL log of an earlier run) skips items that already ended there
-        (see ``cascade._logs._resume``)."""
+        (see ``cascade._logs._resume``); if they were decided by another ladder or other checks, the
+        batch is refused unless ``resume_changed`` is ``"rerun"`` (run them again) or ``"reuse"``."""
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ConfigError(f"concurrency: expected an integer >= 1, got {concurrency!r}")
         items = enumerate(inputs)
         queue: asyncio.Queue[tuple[int, CascadeResult] | None] = asyncio.Queue(maxsize=concurrency * 2)
-        resume = None if resume_from is None else Resume.load(resume_from)
+        resume = None if resume_from is None else Resume.load(resume_from, self._walker.fingerprint, resume_changed)
         if resume is not None:
             self.events.emit(resume.summary_event())
 
@@ -212,11 +218,18 @@ class Cascade:
             raise failed[0]
 
     async def map(
-        self, inputs: Iterable[Any], *, concurrency: int = 16, resume_from: str | os.PathLike[str] | None = None
+        self,
+        inputs: Iterable[Any],
+        *,
+        concurrency: int = 16,
+        resume_from: str | os.PathLike[str] | None = None,
+        resume_changed: ResumeChanged = "refuse",
     ) -> list[CascadeResult]:
         """Run a batch; results in input order, per-item failures isolated (see ``imap``)."""
         out: list[CascadeResult | None] = []  # a list, not a dict by index: ~100 bytes less per result
-        async for index, result in self.imap(inputs, concurrency=concurrency, resume_from=resume_from):
+        async for index, result in self.imap(
+            inputs, concurrency=concurrency, resume_from=resume_from, resume_changed=resume_changed
+        ):
             if index >= len(out):
                 out.extend([None] * (index + 1 - len(out)))
             out[index] = result
@@ -226,9 +239,16 @@ class Cascade:
         return cast("list[CascadeResult]", out)
 
     def map_sync(
-        self, inputs: Iterable[Any], *, concurrency: int = 16, resume_from: str | os.PathLike[str] | None = None
+        self,
+        inputs: Iterable[Any],
+        *,
+        concurrency: int = 16,
+        resume_from: str | os.PathLike[str] | None = None,
+        resume_changed: ResumeChanged = "refuse",
     ) -> list[CascadeResult]:
-        return self._loop().run_until_complete(self.map(inputs, concurrency=concurrency, resume_from=resume_from))
+        return self._loop().run_until_complete(
+            self.map(inputs, concurrency=concurrency, resume_from=resume_from, resume_changed=resume_changed)
+        )
 
     async def aclose(self) -> None:
         """Close the providers' connections of the running loop and the log sink."""

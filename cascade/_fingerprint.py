@@ -39,6 +39,15 @@ def ladder_fingerprint(ladder: Ladder, checks: Mapping[str, Validator | None]) -
     return hashlib.sha256(canon.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
+def _code_hash(code: types.CodeType) -> str:
+    """The same for the same source in any process (nested code objects by their own hash, not repr)."""
+    h = hashlib.sha256(code.co_code)
+    for const in code.co_consts:
+        part = _code_hash(const) if isinstance(const, types.CodeType) else repr(const)
+        h.update(part.encode("utf-8", "surrogatepass"))
+    return h.hexdigest()[:16]
+
+
 def _describe(obj: Any, depth: int, provider: bool = False) -> Any:
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
@@ -46,9 +55,7 @@ def _describe(obj: Any, depth: int, provider: bool = False) -> Any:
         return type(obj).__qualname__
     if isinstance(obj, (types.FunctionType, types.MethodType)):
         fn = getattr(obj, "__func__", obj)
-        code = fn.__code__
-        body = hashlib.sha256(code.co_code + repr(code.co_consts).encode("utf-8", "surrogatepass")).hexdigest()
-        return {"function": fn.__qualname__, "code": body[:16]}
+        return {"function": fn.__qualname__, "code": _code_hash(fn.__code__)}
     if isinstance(obj, Mapping):
         return {str(k): _describe(v, depth + 1) for k, v in obj.items()}
     if isinstance(obj, Sequence) and not isinstance(obj, (bytes, bytearray)):

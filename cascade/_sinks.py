@@ -15,12 +15,14 @@ import stat
 import threading
 import time
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ._errors import ConfigError
 from ._events import Event
+from ._logs._read import log_files
 
 Processor = Callable[[Any, str, MutableMapping[str, Any]], MutableMapping[str, Any]]
 """A structlog processor: ``(logger, method_name, event_dict) -> event_dict``."""
@@ -67,6 +69,11 @@ def _finite(value: Any) -> Any:
     return value
 
 
+RECENT_LINES = 1024
+"""Lines kept to write again after a copytruncate rotation (those between the copy and the truncate)."""
+MAX_RECENT_BYTES = 4 * 1024 * 1024
+
+
 class LogFileError(ConfigError):
     """A log path that cannot be written safely: a symlink, not a regular file, or someone else's file
     that others can read."""
@@ -85,8 +92,9 @@ class JsonlSink:
     when it belongs to someone else). Rotation as ``logging.handlers.WatchedFileHandler`` does it: before
     each line the path is checked, and when its inode changed (renamed away, or removed) a new file is
     opened there. Under copytruncate the file keeps its inode and, opened ``O_APPEND``, the next line
-    lands at the start of the emptied file; lines written between the tool's copy and its truncate are
-    lost (logrotate says so): prefer rename rotation.
+    lands at the start of the emptied file; the lines written between the tool's copy and its truncate
+    (which copytruncate loses, as logrotate warns) are found by comparing the newest rotated copy's last
+    line with the last :data:`RECENT_LINES` lines written, and written again at the start.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, fsync: bool = False) -> None:
@@ -96,6 +104,8 @@ class JsonlSink:
         self._fd = -1
         self._id: tuple[int, int] | None = None
         self._newline_first = False
+        self._end = 0
+        self._recent: deque[bytes] = deque(maxlen=RECENT_LINES)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._open()
@@ -128,34 +138,66 @@ class JsonlSink:
         except BaseException:
             os.close(fd)
             raise
-        self._fd, self._id = fd, (st.st_dev, st.st_ino)
+        self._fd, self._id, self._end = fd, (st.st_dev, st.st_ino), st.st_size
 
-    def _reopen_if_rotated(self) -> None:
-        """WatchedFileHandler semantics: a new file when the path no longer names the one we hold."""
+    def _reopen_if_rotated(self) -> list[bytes]:
+        """WatchedFileHandler semantics: a new file when the path no longer names the one we hold. After
+        a copytruncate, the lines the copy missed (to write again)."""
         try:
             st = os.stat(self.path, follow_symlinks=False)
-            moved = (st.st_dev, st.st_ino) != self._id
         except FileNotFoundError:
-            moved = True
-        if moved:
+            st = None
+        if st is None or (st.st_dev, st.st_ino) != self._id:
             self._close_fd()
             self._open()
+            self._recent.clear()
+            return []
+        if st.st_size < self._end:  # truncated under us: copytruncate
+            self._end = st.st_size
+            return self._missed_by_copy()
+        return []
+
+    def _missed_by_copy(self) -> list[bytes]:
+        copies = [p for p in log_files(str(self.path)) if os.path.abspath(p) != os.path.abspath(self.path)]
+        recent = list(self._recent)
+        self._recent.clear()
+        if not copies:
+            return []
+        try:
+            with open(copies[-1], "rb") as f:  # a plain copy (a compressed one is older than our lines)
+                f.seek(max(0, os.fstat(f.fileno()).st_size - MAX_RECENT_BYTES))
+                tail = f.read()
+        except OSError:
+            return []
+        last = tail.rstrip(b"\n").rsplit(b"\n", 1)[-1] + b"\n"
+        for i in range(len(recent) - 1, -1, -1):
+            if recent[i] == last:
+                return recent[i + 1 :]
+        return []
 
     def emit(self, event: Event) -> None:
         line = encode_line(event)
         with self._lock:
             if self._fd < 0:
                 self._open()
+                missed = []
             else:
-                self._reopen_if_rotated()
-            if self._newline_first:
-                line, self._newline_first = b"\n" + line, False
-            written = os.write(self._fd, line)
-            if written != len(line):  # a full disk or a file-size limit cut the line: never glue onto it
-                self._newline_first = True
-                raise OSError(errno.ENOSPC, f"short write to {self.path} ({written} of {len(line)} bytes)")
+                missed = self._reopen_if_rotated()
+            for old in missed:
+                self._write(old)
+            self._write(line)
             if self._fsync:
                 os.fsync(self._fd)
+
+    def _write(self, line: bytes) -> None:
+        data = b"\n" + line if self._newline_first else line
+        self._newline_first = False
+        written = os.write(self._fd, data)
+        self._end += written
+        if written != len(data):  # a full disk or a file-size limit cut the line: never glue onto it
+            self._newline_first = True
+            raise OSError(errno.ENOSPC, f"short write to {self.path} ({written} of {len(data)} bytes)")
+        self._recent.append(line)
 
     def _close_fd(self) -> None:
         if self._fd >= 0:

@@ -450,7 +450,28 @@ def decode_json_object(
         raise ProviderError(
             "rung_fatal", "bad_response", f"{source}: JSON body is not an object", status=status, maybe_billed=True
         )
+    if any(raw.count(key) > 1 for key in _USAGE_KEYS) and _usage_ambiguous(raw):
+        data["usage"] = None  # which of two counts is true? neither: the engine charges its bound
     return data
+
+
+_USAGE_KEYS = (b'"usage"', b'"prompt_tokens"', b'"completion_tokens"', b'"input_tokens"', b'"output_tokens"')
+
+
+def _usage_ambiguous(raw: bytes) -> bool:
+    """True when an object in the body repeats ``usage`` or a token-count key (JSON keeps the last one
+    silently; a hostile server may put a small count last)."""
+    repeated = False
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal repeated
+        keys = [k for k, _ in items]
+        if len(set(keys)) != len(keys) and any(f'"{k}"'.encode() in _USAGE_KEYS for k in keys if keys.count(k) > 1):
+            repeated = True
+        return dict(items)
+
+    json.loads(raw, object_pairs_hook=pairs)
+    return repeated
 
 
 def _error_text(raw: bytes) -> tuple[str, str]:

@@ -21,8 +21,8 @@ in that share of calls. ``--rotate-every N``: an external tool renames the log a
 (rename rotation), or as soon as the file is full. ``--fsize-limit BYTES``: a full disk under the log,
 made with ``RLIMIT_FSIZE`` (no file of this process may grow past BYTES; ``SIGXFSZ`` ignored, so a write
 past it fails with EFBIG): a tiny tmpfs needs mount rights, a file-size limit does not. Then: results =
-inputs, request events = inputs minus the request lines lost (each counted on its result's ``log_errors``), the ledger = the sum
-of the results' attempts, and the open fds before and after.
+inputs, request events = inputs minus the request lines lost (each counted on its result's
+``log_errors``), the ledger = the sum of the results' attempts, and the open fds before and after.
 """
 
 from __future__ import annotations

@@ -140,14 +140,14 @@ def test_metrics_sinks_see_the_same_events_as_the_log(server: TestServer, tmp_pa
 
     assert v("cascade_requests_total", outcome="accepted") == 3
     assert v("cascade_requests_total", outcome="exhausted") == 1
-    assert v("cascade_escalations_total", from_rung="small", reason="custom:is_json") == 2
-    assert v("cascade_escalations_total", from_rung="medium", reason="custom:is_json") == 1
-    assert v("cascade_escalations_total", from_rung="large", reason="custom:is_json") == 1
-    assert v("cascade_retries_total", rung="small") == 2
-    assert v("cascade_errors_total", rung="small", kind="transient") == 1
-    total = sum((v("cascade_cost_usd_total", rung=n) or 0.0) for n in PRICES)
+    assert v("cascade_escalations_total", rung="small", model="small-m", reason="custom:is_json") == 2
+    assert v("cascade_escalations_total", rung="medium", model="medium-m", reason="custom:is_json") == 1
+    assert v("cascade_escalations_total", rung="large", model="large-m", reason="custom:is_json") == 1
+    assert v("cascade_retries_total", rung="small", model="small-m") == 2
+    assert v("cascade_errors_total", rung="small", model="small-m", kind="transient") == 1
+    total = sum((v("cascade_cost_usd_total", rung=n, model=f"{n}-m") or 0.0) for n in PRICES)
     assert total == pytest.approx(sum(r.cost_usd for r in results))
-    assert v("cascade_attempt_latency_seconds_count", rung="small") == 4
+    assert v("cascade_attempt_latency_seconds_count", rung="small", model="small-m") == 4
 
     spans = exporter.get_finished_spans()
     assert len(spans) == 4 and otel.pending == 0

@@ -12,10 +12,12 @@ pytest.importorskip("prometheus_client")
 pytest.importorskip("opentelemetry.sdk")
 
 from logbuilder import LogBuilder, acc, err, esc, reask
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import CollectorRegistry
 
 from cascade import Cascade, ConfigError, OpenAICompatible, Rung
@@ -150,30 +152,111 @@ def otel() -> tuple[InMemorySpanExporter, TracerProvider]:
     return exporter, provider
 
 
-def test_otel_one_span_per_request_with_an_event_per_attempt() -> None:
+def by_request(spans: Any) -> dict[str, tuple[Any, list[Any]]]:
+    """Each request span with its child spans, by request id; checks that every child hangs under one."""
+    roots = {s.context.span_id: s for s in spans if s.parent is None}
+    out: dict[str, tuple[Any, list[Any]]] = {r.attributes["cascade.request_id"]: (r, []) for r in roots.values()}
+    for s in spans:
+        if s.parent is not None:
+            root = roots[s.parent.span_id]
+            assert s.context.trace_id == root.context.trace_id
+            out[root.attributes["cascade.request_id"]][1].append(s)
+    return out
+
+
+def test_otel_a_client_span_per_model_call_under_a_request_span() -> None:
     exporter, provider = otel()
     sink = OpenTelemetrySink(provider)
     evs = events()
     for e in evs:
         sink.emit(e)
-    spans = exporter.get_finished_spans()
-    assert [s.name for s in spans] == ["cascade.request"] * 4 and sink.pending == 0
+    spans = by_request(exporter.get_finished_spans())
+    assert sink.pending == 0
     requests = [e for e in evs if e["event"] == "request"]
-    for span, req in zip(spans, requests, strict=True):
-        assert span.attributes is not None and span.attributes["cascade.request_id"] == req["request_id"]
-        assert span.attributes["cascade.cost_usd"] == pytest.approx(req["cost_usd"])
-        assert span.end_time == int(req["ts"] * 1e9)
-        assert span.end_time - span.start_time == pytest.approx(req["latency_ms"] * 1e6, abs=1e3)
-        rungs = [ev.attributes["rung"] for ev in span.events if ev.attributes is not None]
-        assert rungs == [a["rung"] for a in evs if a["event"] == "attempt" and a["request_id"] == req["request_id"]]
-    first, _, third, fourth = spans
-    assert first.attributes is not None and first.attributes["cascade.metadata.tenant"] == "a"
-    assert first.status.status_code == StatusCode.UNSET
-    assert third.status.status_code == StatusCode.ERROR and third.status.description == "schema"
-    ev = third.events[1].attributes
-    assert ev is not None and tuple(ev["reasons"]) == ("schema", "budget_overrun") and ev["outcome"] == "escalated"
-    err_ev = fourth.events[0].attributes
-    assert err_ev is not None and err_ev["error.kind"] == "rung_fatal" and err_ev["retries"] == 2
+    assert list(spans) == [r["request_id"] for r in requests]
+    for req in requests:
+        root, children = spans[req["request_id"]]
+        assert root.name == "cascade.request" and root.kind == SpanKind.INTERNAL
+        assert root.attributes["cascade.cost_usd"] == pytest.approx(req["cost_usd"])
+        assert root.end_time == int(req["ts"] * 1e9)
+        assert root.end_time - root.start_time == pytest.approx(req["latency_ms"] * 1e6, abs=1e3)
+        attempts = [a for a in evs if a["event"] == "attempt" and a["request_id"] == req["request_id"]]
+        assert [c.name for c in children] == [f"chat {a['model']}" for a in attempts]
+        for child, a in zip(children, attempts, strict=True):
+            assert child.kind == SpanKind.CLIENT
+            attrs = child.attributes
+            assert attrs["gen_ai.operation.name"] == "chat" and attrs["gen_ai.provider.name"] == "openai"
+            assert attrs["gen_ai.request.model"] == a["model"] and attrs["cascade.rung"] == a["rung"]
+            assert child.end_time == int(a["ts"] * 1e9)
+            assert child.end_time - child.start_time == pytest.approx(a["latency_ms"] * 1e6, abs=1e3)
+            if a["outcome"] != "error":
+                assert attrs["gen_ai.usage.input_tokens"] == a["tokens_in"]
+                assert attrs["gen_ai.usage.output_tokens"] == a["tokens_out"]
+    first, third, fourth = (spans[r["request_id"]] for r in (requests[0], requests[2], requests[3]))
+    assert first[0].attributes["cascade.metadata.tenant"] == "a"
+    assert first[0].status.status_code == StatusCode.UNSET
+    assert third[0].status.status_code == StatusCode.ERROR and third[0].status.description == "schema"
+    escalated = third[1][1].attributes
+    assert tuple(escalated["cascade.reasons"]) == ("schema", "budget_overrun")
+    assert escalated["cascade.outcome"] == "escalated"
+    failed = fourth[1][0]
+    assert failed.status.status_code == StatusCode.ERROR and failed.attributes["error.type"] == "server_error"
+    assert failed.attributes["cascade.error.kind"] == "rung_fatal" and failed.attributes["cascade.retries"] == 2
+    assert failed.attributes["cascade.calls"] == 3 and "gen_ai.usage.input_tokens" not in failed.attributes
+
+
+def test_otel_verdicts_are_evaluation_events_and_skips_make_no_client_span() -> None:
+    exporter, provider = otel()
+    sink = OpenTelemetrySink(provider, provider_name={"large": "anthropic"})
+    b = LogBuilder(START)
+    b.req([esc("small", "low_confidence"), {"rung": "medium", "outcome": "skipped", "reasons": ["rung_idle"],
+           "calls": 0, "tokens_in": 0, "tokens_out": 0}, acc("large")])  # fmt: skip
+    b.events[0]["verdicts"] = [
+        {"validator": "confidence", "passed": False, "reason": "low_confidence", "score": 0.42, "detail": "p=0.42"},
+        {"validator": "schema", "passed": True, "reason": "ok", "score": None, "detail": ""},
+    ]
+    for e in b.events:
+        sink.emit(e)
+    [(root, children)] = by_request(exporter.get_finished_spans()).values()
+    assert [c.name for c in children] == ["chat small-1", "chat large-1"]
+    assert children[1].attributes["gen_ai.provider.name"] == "anthropic"
+    assert children[0].attributes["gen_ai.provider.name"] == "openai"
+    verdicts = [dict(ev.attributes) for ev in children[0].events]
+    assert [ev.name for ev in children[0].events] == ["gen_ai.evaluation.result"] * 2
+    assert verdicts[0] == {
+        "gen_ai.evaluation.name": "confidence",
+        "gen_ai.evaluation.score.label": "fail",
+        "gen_ai.evaluation.score.value": 0.42,
+        "gen_ai.evaluation.explanation": "p=0.42",
+        "cascade.verdict.reason": "low_confidence",
+    }
+    assert verdicts[1]["gen_ai.evaluation.score.label"] == "pass" and "gen_ai.evaluation.score.value" not in verdicts[1]
+    [skip] = root.events
+    assert skip.name == "cascade.attempt.skipped" and skip.attributes["cascade.rung"] == "medium"
+    assert tuple(skip.attributes["cascade.reasons"]) == ("rung_idle",)
+
+
+def test_otel_genai_client_metrics() -> None:
+    reader = InMemoryMetricReader()
+    sink = OpenTelemetrySink(TracerProvider(), meter_provider=MeterProvider(metric_readers=[reader]))
+    for e in events():
+        sink.emit(e)
+    data = reader.get_metrics_data()
+    metrics = {m.name: m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    usage = metrics["gen_ai.client.token.usage"]
+    assert usage.unit == "{token}"
+    points = {(p.attributes["gen_ai.request.model"], p.attributes["gen_ai.token.type"]): p
+              for p in usage.data.data_points}  # fmt: skip
+    assert (points["small-1", "input"].count, points["small-1", "input"].sum) == (4, 4000)  # not the error
+    assert (points["large-1", "output"].count, points["large-1", "output"].sum) == (2, 1000)
+    assert tuple(points["small-1", "input"].explicit_bounds)[:3] == (1, 4, 16)
+    duration = metrics["gen_ai.client.operation.duration"]
+    assert duration.unit == "s"
+    by_error = {(p.attributes["gen_ai.request.model"], p.attributes.get("error.type")): p
+                for p in duration.data.data_points}  # fmt: skip
+    assert by_error["small-1", None].count == 4 and by_error["small-1", "server_error"].count == 1
+    assert by_error["medium-1", None].sum == pytest.approx(2.0 + 0.01)  # 2 s and the default 10 ms
+    assert all(p.attributes["gen_ai.operation.name"] == "chat" for p in duration.data.data_points)
 
 
 def test_otel_buffer_is_bounded() -> None:
@@ -189,5 +272,5 @@ def test_otel_buffer_is_bounded() -> None:
     b.req([acc("small")], request_id="r3")  # the request event of the third one finally comes
     for e in b.events:
         sink.emit(e)
-    spans = exporter.get_finished_spans()
-    assert len(spans) == 1 and len(spans[0].events) == 1 and sink.pending == 1
+    [(_root, children)] = by_request(exporter.get_finished_spans()).values()
+    assert len(children) == 1 and sink.pending == 1

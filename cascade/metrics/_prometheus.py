@@ -44,6 +44,8 @@ class _Metrics:
     validator_score: Any
     attempt_latency: Any
     request_latency: Any
+    top_rung: Any
+    breaker_open: Any
     buckets: tuple[tuple[float, ...], tuple[float, ...]]
 
     @classmethod
@@ -81,6 +83,10 @@ class _Metrics:
             ),
             request_latency=prom.Histogram(
                 "request_latency_seconds", "Request latency, all attempts", buckets=latency, **kw
+            ),
+            top_rung=prom.Gauge("top_rung_info", "1 for the ladder's top rung (from request events)", list(RUNG), **kw),
+            breaker_open=prom.Gauge(
+                "breaker_open", "1 while the rung's circuit is open or half-open (calls skipped)", ["rung"], **kw
             ),
             buckets=(latency, scores),
         )
@@ -120,7 +126,9 @@ class PrometheusSink:
       that climbed the whole ladder cost more than the top rung alone);
     * ``budget_exhausted_total{reason}``: attempts stopped by ``budget_usd`` (``budget_exhausted``: the
       call was not made; ``budget_overrun``: a provider reported more than its bound);
-    * ``validator_score{validator}``, ``attempt_latency_seconds``, ``request_latency_seconds``: histograms.
+    * ``validator_score{validator}``, ``attempt_latency_seconds``, ``request_latency_seconds``: histograms;
+    * ``top_rung_info{rung, model}`` (1 for the top rung, so rules can single it out) and
+      ``breaker_open{rung}`` (1 while the rung's circuit is open or half-open): gauges.
 
     ``registry`` defaults to prometheus-client's global registry. Sinks on the same registry and
     namespace share one set of collectors (so a second ``PrometheusSink()`` adds to the same series
@@ -150,9 +158,14 @@ class PrometheusSink:
             self._attempt(event)
         elif kind == "request":
             self._request(event)
+        elif kind == "breaker":
+            self.m.breaker_open.labels(rung=str(event.get("rung"))).set(0 if event.get("to") == "closed" else 1)
 
     def _request(self, e: Event) -> None:
         self.m.requests.labels(outcome=str(e.get("outcome"))).inc()
+        top = e.get("top_rung")
+        if isinstance(top, dict):
+            self.m.top_rung.labels(rung=str(top.get("name")), model=str(top.get("model"))).set(1)
         latency = _number(e.get("latency_ms"))
         if latency is not None:
             self.m.request_latency.observe(latency / 1000)

@@ -69,7 +69,7 @@ def test_the_dashboard_is_grafana_json_on_the_sinks_metrics() -> None:
     assert len(ids) == len(set(ids))
     for p in dash["panels"]:
         assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
-        assert 0 <= p["gridPos"]["x"] and p["gridPos"]["x"] + p["gridPos"]["w"] <= 24
+        assert p["gridPos"]["x"] >= 0 and p["gridPos"]["x"] + p["gridPos"]["w"] <= 24
     used = {m for e in dashboard_exprs() for m in re.findall(r"cascade_[a-z_]+", e)}
     assert used >= {
         "cascade_cost_usd_total",

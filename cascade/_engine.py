@@ -7,10 +7,9 @@ import math
 import os
 import threading
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, Literal, cast
-
-from pydantic import ValidationError
 
 from ._breaker import BreakerGate
 from ._config import CircuitBreaker, RequestParams, SkipIdle
@@ -29,13 +28,17 @@ from ._walk import Request, Walker
 from .validators._base import as_validator
 
 OnExhausted = Literal["raise", "best_effort"]
+DEFAULT_SAMPLE_TEMPERATURE = 0.7
+"""Samples' temperature when neither the check nor the request sets one above 0."""
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
 
 
 class Cascade:
     """Sends each request to the cheapest rung first and escalates until an answer passes its checks.
 
-    ``validators`` is the default check for rungs that set none. ``budget_usd`` caps the spend of each
+    ``validators`` is the default check for rungs that set none. A rung with no check at all
+    (``None``, or ``[]``) accepts its first answer: right for the top rung, surprising below it (a
+    ``UserWarning`` says so at construction). ``budget_usd`` caps the spend of each
     request (see ``cascade._ledger`` for the exact guarantee). ``on_exhausted="raise"`` raises
     :class:`CascadeExhausted` (carrying the result) when no rung accepts; ``"best_effort"`` returns the
     strongest rung's answer with ``accepted=False``. ``log`` is a JSONL path, an ``EventSink``, a
@@ -59,7 +62,7 @@ class Cascade:
         log_hash_key: str | bytes | None = None,
         processors: Sequence[Processor] | None = None,
         token_counter: TokenCounter = prompt_token_bound,
-        sample_temperature: float = 0.7,
+        sample_temperature: float | None = None,
         breaker: CircuitBreaker | None = None,
         skip_idle: SkipIdle | None = None,
         gates: Sequence[RungGate] | None = None,
@@ -74,9 +77,16 @@ class Cascade:
         self.sink: EventSink | None = make_sink(log)
         self.events = EventLog(self.sink, processors if processors is not None else (add_timestamp,))
         self.token_counter = token_counter
-        if not 0 < sample_temperature <= 2:
-            raise ConfigError(f"sample_temperature: expected a value in (0, 2], got {sample_temperature!r}")
-        self.sample_temperature = sample_temperature
+        if sample_temperature is not None:
+            warnings.warn(
+                "Cascade(sample_temperature=...) is deprecated: set SelfConsistency(temperature=...), the check "
+                "that draws the samples",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if not 0 < sample_temperature <= 2:
+                raise ConfigError(f"sample_temperature: expected a value in (0, 2], got {sample_temperature!r}")
+        self.sample_temperature = sample_temperature or DEFAULT_SAMPLE_TEMPERATURE
         self._rung_names = [r.name for r in self.ladder.rungs]
         self._local = threading.local()
         self.breakers = BreakerGate.for_rungs(self.ladder.rungs, breaker, self.events.emit)
@@ -85,8 +95,15 @@ class Cascade:
             raise ConfigError(f"gates: expected a list of RungGate objects, got {gates!r}")
         self.gates = Gates([self.breakers, self.idle, *(gates or ())])
         self._walker = Walker(
-            self.ladder, self.validators, self.gates, self.events, self.content, token_counter, sample_temperature
+            self.ladder, self.validators, self.gates, self.events, self.content, token_counter, self.sample_temperature
         )
+        if unchecked := self._walker.unchecked():
+            warnings.warn(
+                f"rungs {unchecked} have no checks (validators=None or []): they accept every answer, so the "
+                "rungs above them are reached only on errors. Give them validators=..., or the cascade a default.",
+                UserWarning,
+                stacklevel=2,
+            )
 
     def __repr__(self) -> str:
         return f"Cascade(rungs={self._rung_names!r}, budget_usd={self.budget_usd!r}, log={self.sink!r})"
@@ -253,8 +270,8 @@ class Cascade:
         checked = _check_messages(messages)
         try:
             overrides = RequestParams(**params).to_wire() if params else {}
-        except ValidationError as exc:
-            raise RequestError(_pydantic_message("run", exc)) from None
+        except ConfigError as exc:
+            raise RequestError(str(exc).replace("RequestParams.", "run.")) from None
         if metadata is not None and not isinstance(metadata, Mapping):
             raise RequestError(f"metadata: expected a mapping, got {metadata!r}")
         cap = _check_budget(budget_usd) if budget_usd is not None else self.budget_usd
@@ -318,11 +335,3 @@ def _check_messages(messages: Any) -> list[Message]:
         if content is not None and not isinstance(content, (str, list)):
             raise RequestError(f"messages[{i}].content: expected a string or a list of parts, got {content!r:.80}")
     return list(messages)
-
-
-def _pydantic_message(where: str, exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(x) for x in err["loc"])
-        parts.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
-    return f"{where}: " + "; ".join(parts)

@@ -10,15 +10,15 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from ._config import CircuitBreaker, RequestParams, RetryPolicy
+from ._config import CircuitBreaker, RequestParams, RetryPolicy, Settings
 from ._providers._base import Provider
 from ._types import Validator
 from .validators._base import as_validator
 
 
-class Rung(BaseModel):
+class Rung(Settings):
     """One model of the ladder: who serves it, what it costs (USD per million tokens), how it is checked.
 
     ``validators`` is one validator, a list (all must pass) or None (use the cascade's default).
@@ -69,7 +69,7 @@ class Rung(BaseModel):
         return (tokens_in * self.price_in + tokens_out * self.price_out) / 1_000_000
 
 
-class Ladder(BaseModel):
+class Ladder(Settings):
     """Rungs ordered cheapest first. ``Ladder([a, b, c])`` or ``Ladder(rungs=[...])``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)

@@ -71,6 +71,11 @@ class Walker:
         self._checks = {r.name: r.validators if r.validators is not None else validators for r in ladder.rungs}
         self._wire = {r.name: self._wire_for(r) for r in ladder.rungs}
 
+    def unchecked(self) -> list[str]:
+        """Rungs below the top with no check at all: they accept every answer, so the rungs above them
+        are only reached through errors."""
+        return [r.name for r in self.ladder.rungs[:-1] if _is_unchecked(self.check_of(r))]
+
     def wire_of(self, rung: str) -> dict[str, Any]:
         """The params every call of the rung sends (before per-request overrides)."""
         return dict(self._wire[rung])
@@ -140,7 +145,7 @@ class Walker:
                     rung=rung.name,
                     model=rung.model,
                     params=wire,
-                    sampler=lambda k, m=messages, a=attempt: self._samples(req, ctx, m, wire, a, k),  # type: ignore[misc]
+                    sampler=lambda k, t=None, m=messages, a=attempt: self._samples(req, ctx, m, wire, a, k, t),
                     asker=lambda msgs, p, a=attempt: self._call(req, ctx, msgs, _merge(wire, p), a),  # type: ignore[misc]
                     history=tuple(req.history),
                     rung_index=index,
@@ -224,12 +229,13 @@ class Walker:
         wire: dict[str, Any],
         attempt: Attempt,
         k: int,
+        temperature: float | None = None,
     ) -> list[Completion]:
         """k more answers from the same rung, at once, with distinct seeds; all k reserved up front."""
         if k <= 0:
             return []
         rung = ctx.rung
-        temperature = wire.get("temperature") or self.sample_temperature
+        temperature = temperature or wire.get("temperature") or self.sample_temperature
         seed = int(wire.get("seed") or 0)
         prompt_tokens = self.token_counter(messages)
         wires = [{**wire, "temperature": temperature, "seed": seed + i + 1} for i in range(k)]
@@ -408,6 +414,10 @@ def _parts(check: Any) -> list[Any]:
     if isinstance(inner, tuple):
         return [leaf for part in inner for leaf in _parts(part)]
     return [check]
+
+
+def _is_unchecked(check: Validator | None) -> bool:
+    return check is None or (isinstance(getattr(check, "validators", None), tuple) and not _parts(check))
 
 
 def _merge(wire: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

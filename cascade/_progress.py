@@ -97,8 +97,7 @@ class ProgressTracker:
             raise ConfigError(f"progress: expected True, False or None (auto), got {progress!r}")
         if on_progress is not None and not callable(on_progress):
             raise ConfigError(f"on_progress: expected a callable taking a BatchProgress, got {on_progress!r}")
-        total = len(inputs) if hasattr(inputs, "__len__") else None
-        self.state = BatchProgress(total=total)
+        self.state = BatchProgress(total=_length(inputs))
         self._callback = on_progress
         self._started = time.monotonic()
         self._display = _display(progress, stream if stream is not None else sys.stderr, interval_s)
@@ -126,6 +125,14 @@ class ProgressTracker:
             display, self._display = self._display, None
             display.show(replace(self.state, elapsed_s=time.monotonic() - self._started), final=True)
             display.close()
+
+
+def _length(inputs: Any) -> int | None:
+    """``len(inputs)`` when the inputs know it (a list, a DataFrame), else None (a generator)."""
+    try:
+        return len(inputs)
+    except TypeError:
+        return None
 
 
 def _display(progress: bool | None, stream: TextIO, interval_s: float) -> _Display | None:

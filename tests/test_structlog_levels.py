@@ -69,7 +69,7 @@ def test_a_budget_stop_is_a_warning(server: TestServer) -> None:
 
 def test_a_caller_error_is_an_error(server: TestServer) -> None:
     server.script("small-m", Reply(status=400))
-    cascade = Cascade(ladder(server), log=StructlogSink(), on_exhausted="best_effort")
+    cascade = Cascade(ladder(server), validators=[is_json], log=StructlogSink(), on_exhausted="best_effort")
     with capture_logs() as logs, cascade, pytest.raises(CallerError):
         cascade.run_sync(MSG)
     assert levels(logs) == [("attempt", "error", "error"), ("request", "error", "error")]

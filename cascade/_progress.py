@@ -5,9 +5,9 @@
 * ``progress=None`` (default): a rich bar on stderr when stderr is a terminal and rich (``[cli]``) is
   installed, a plain line every ``interval_s`` when it is a terminal without rich, nothing otherwise
   (a batch job's log is not the place for a bar; pass ``progress=True`` for lines there).
-* ``progress=True``: the rich bar on a terminal, or in Jupyter when ipywidgets is there; otherwise one
-  plain line every ``interval_s`` and a last one at the end (whole lines only: no carriage returns or
-  escape codes, so notebook cells and log files stay readable).
+* ``progress=True``: the rich bar on a terminal; elsewhere (a notebook, a log file) one plain line every
+  ``interval_s`` and a last one at the end: whole lines only, no carriage returns or escape codes, so
+  notebook cells and log files stay readable. (A notebook's own widget bar: feed it from ``on_progress``.)
 * ``progress=False``: nothing.
 
 ``on_progress`` is called with a :class:`BatchProgress` after every result, whatever is shown; an
@@ -16,7 +16,6 @@ exception it raises stops the batch like any exception in the caller's code.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import time
 from collections.abc import Callable
@@ -139,7 +138,7 @@ def _display(progress: bool | None, stream: TextIO, interval_s: float) -> _Displ
     if progress is False:
         return None
     tty = _isatty(stream)
-    if tty or (progress and _in_jupyter_with_widgets()):
+    if tty:
         bar = _RichBar.make(stream)
         if bar is not None:
             return bar
@@ -154,16 +153,6 @@ def _isatty(stream: TextIO) -> bool:
         return bool(isatty()) if callable(isatty) else False
     except ValueError:  # a closed stream
         return False
-
-
-def _in_jupyter_with_widgets() -> bool:
-    """A notebook kernel whose front end can show rich's live output (it needs ipywidgets)."""
-    ipython = sys.modules.get("IPython")
-    get = getattr(ipython, "get_ipython", None) if ipython is not None else None
-    shell = get() if callable(get) else None
-    if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
-        return False
-    return importlib.util.find_spec("ipywidgets") is not None
 
 
 class _Lines:

@@ -174,6 +174,18 @@ def test_default_on_a_terminal_draws_the_rich_bar(
     assert "cascade: " not in shown
 
 
+def test_a_terminal_without_rich_gets_plain_lines(
+    server: TestServer, terminal: tuple[int, TextIO], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script(server)
+    master, stream = terminal
+    monkeypatch.setattr(sys, "stderr", stream)
+    monkeypatch.setitem(sys.modules, "rich.progress", None)  # as if the [cli] extra were not installed
+    with cascade_of(server) as c:
+        c.map_sync(items())
+    assert screen(master).replace("\r\n", "\n").startswith("cascade: 6/6 · 83.3% accepted")
+
+
 def test_progress_false_draws_nothing_on_a_terminal(
     server: TestServer, terminal: tuple[int, TextIO], monkeypatch: pytest.MonkeyPatch
 ) -> None:

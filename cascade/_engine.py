@@ -9,7 +9,7 @@ import threading
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from typing import Any, Literal, cast
+from typing import Any, Generic, Literal, cast
 
 from ._breaker import BreakerGate
 from ._config import CircuitBreaker, RequestParams, SkipIdle
@@ -21,7 +21,7 @@ from ._ladder import Ladder, Rung
 from ._ledger import Budget, TokenCounter, prompt_token_bound
 from ._logs._resume import Resume
 from ._progress import ProgressCallback, ProgressTracker
-from ._result import CascadeResult
+from ._result import CascadeResult, T
 from ._sinks import EventLog, EventSink, Processor, add_timestamp, make_sink
 from ._types import Message, Validator
 from ._walk import Request, Walker
@@ -33,10 +33,13 @@ DEFAULT_SAMPLE_TEMPERATURE = 0.7
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
 
 
-class Cascade:
+class Cascade(Generic[T]):
     """Sends each request to the cheapest rung first and escalates until an answer passes its checks.
 
-    ``validators`` is the default check for rungs that set none. A rung with no check at all
+    ``response_model`` (a pydantic model class, as Instructor's) makes every rung's answer pass
+    ``JsonSchema(response_model)`` besides its own checks, and ``result.parsed`` an instance of it
+    (``Cascade[Ticket]`` returns ``CascadeResult[Ticket]``). ``validators`` is the default check for
+    rungs that set none. A rung with no check at all
     (``None``, or ``[]``) accepts its first answer: right for the top rung, surprising below it (a
     ``UserWarning`` says so at construction). ``budget_usd`` caps the spend of each
     request (see ``cascade._ledger`` for the exact guarantee). ``on_exhausted="raise"`` raises
@@ -66,9 +69,11 @@ class Cascade:
         breaker: CircuitBreaker | None = None,
         skip_idle: SkipIdle | None = None,
         gates: Sequence[RungGate] | None = None,
+        response_model: type[T] | None = None,
     ) -> None:
         self.ladder = ladder if isinstance(ladder, Ladder) else Ladder(list(ladder))
         self.validators = as_validator(validators)
+        self.response_model = _check_model(response_model)
         self.budget_usd = _check_budget(budget_usd)
         if on_exhausted not in ("raise", "best_effort"):
             raise ConfigError(f"on_exhausted: expected 'raise' or 'best_effort', got {on_exhausted!r}")
@@ -95,7 +100,14 @@ class Cascade:
             raise ConfigError(f"gates: expected a list of RungGate objects, got {gates!r}")
         self.gates = Gates([self.breakers, self.idle, *(gates or ())])
         self._walker = Walker(
-            self.ladder, self.validators, self.gates, self.events, self.content, token_counter, self.sample_temperature
+            self.ladder,
+            self.validators,
+            self.gates,
+            self.events,
+            self.content,
+            token_counter,
+            self.sample_temperature,
+            response_model=self.response_model,
         )
         if unchecked := self._walker.unchecked():
             warnings.warn(
@@ -118,7 +130,7 @@ class Cascade:
         budget_usd: float | None = None,
         request_id: str | None = None,
         **params: Any,
-    ) -> CascadeResult:
+    ) -> CascadeResult[T]:
         """Answer one request. ``params`` (temperature, max_tokens, ...) override every rung's."""
         req = self._new_request(messages, metadata, budget_usd, request_id, params)
         best_effort = self.on_exhausted == "best_effort"
@@ -132,7 +144,7 @@ class Cascade:
             raise CascadeExhausted(req.result)
         return req.result
 
-    def run_sync(self, messages: Sequence[Message], **kwargs: Any) -> CascadeResult:
+    def run_sync(self, messages: Sequence[Message], **kwargs: Any) -> CascadeResult[T]:
         """Blocking ``run`` for code without an event loop (one private loop per thread, reused)."""
         return self._loop().run_until_complete(self.run(messages, **kwargs))
 
@@ -151,7 +163,7 @@ class Cascade:
         resume_from: str | os.PathLike[str] | None = None,
         progress: bool | None = None,
         on_progress: ProgressCallback | None = None,
-    ) -> AsyncIterator[tuple[int, CascadeResult]]:
+    ) -> AsyncIterator[tuple[int, CascadeResult[T]]]:
         """Yield ``(index, result)`` as requests finish, with at most ``concurrency`` in flight and
         memory bounded by that, not by the batch. Each item is a message list or a dict with
         ``messages`` and optionally ``metadata``, ``request_id`` and request params. A failing item
@@ -162,7 +174,7 @@ class Cascade:
             raise ConfigError(f"concurrency: expected an integer >= 1, got {concurrency!r}")
         tracker = ProgressTracker(inputs, progress, on_progress)
         items = enumerate(inputs)
-        queue: asyncio.Queue[tuple[int, CascadeResult] | None] = asyncio.Queue(maxsize=concurrency * 2)
+        queue: asyncio.Queue[tuple[int, CascadeResult[T]] | None] = asyncio.Queue(maxsize=concurrency * 2)
         resume = None if resume_from is None else Resume.load(resume_from)
         if resume is not None:
             self.events.emit(resume.summary_event())
@@ -203,9 +215,9 @@ class Cascade:
         resume_from: str | os.PathLike[str] | None = None,
         progress: bool | None = None,
         on_progress: ProgressCallback | None = None,
-    ) -> list[CascadeResult]:
+    ) -> list[CascadeResult[T]]:
         """Run a batch; results in input order, per-item failures isolated (see ``imap``)."""
-        out: list[CascadeResult | None] = []  # a list, not a dict by index: ~100 bytes less per result
+        out: list[CascadeResult[T] | None] = []  # a list, not a dict by index: ~100 bytes less per result
         batch = self.imap(
             inputs, concurrency=concurrency, resume_from=resume_from, progress=progress, on_progress=on_progress
         )
@@ -213,7 +225,7 @@ class Cascade:
             if index >= len(out):
                 out.extend([None] * (index + 1 - len(out)))
             out[index] = result
-        return cast("list[CascadeResult]", out)  # imap yields every index exactly once
+        return cast("list[CascadeResult[T]]", out)  # imap yields every index exactly once
 
     def map_sync(
         self,
@@ -223,7 +235,7 @@ class Cascade:
         resume_from: str | os.PathLike[str] | None = None,
         progress: bool | None = None,
         on_progress: ProgressCallback | None = None,
-    ) -> list[CascadeResult]:
+    ) -> list[CascadeResult[T]]:
         """Blocking ``map`` for code without an event loop (in a notebook: ``await cascade.map(...)``)."""
         loop = self._loop()
         batch = self.map(
@@ -245,13 +257,13 @@ class Cascade:
             loop.close()
         self.events.close()
 
-    async def __aenter__(self) -> Cascade:
+    async def __aenter__(self) -> Cascade[T]:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def __enter__(self) -> Cascade:
+    def __enter__(self) -> Cascade[T]:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -279,7 +291,7 @@ class Cascade:
         meta = dict(metadata or {})
         return Request(rid, checked, overrides, meta, Budget(cap), CascadeResult(request_id=rid, metadata=meta))
 
-    async def _run_item(self, item: Any) -> CascadeResult:
+    async def _run_item(self, item: Any) -> CascadeResult[T]:
         try:
             if isinstance(item, Mapping):
                 kwargs = dict(item)
@@ -305,6 +317,16 @@ class Cascade:
             loop = asyncio.new_event_loop()
             self._local.loop = loop
         return loop
+
+
+def _check_model(model: Any) -> Any:
+    if model is None:
+        return None
+    from pydantic import BaseModel
+
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise ConfigError(f"response_model: expected a pydantic model class, got {model!r}")
+    return model
 
 
 def _check_budget(budget: Any) -> float | None:

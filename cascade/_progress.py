@@ -92,7 +92,7 @@ class ProgressTracker:
         stream: TextIO | None = None,
         interval_s: float = 10.0,
     ) -> None:
-        if progress not in (None, True, False):
+        if progress is not None and not isinstance(progress, bool):
             raise ConfigError(f"progress: expected True, False or None (auto), got {progress!r}")
         if on_progress is not None and not callable(on_progress):
             raise ConfigError(f"on_progress: expected a callable taking a BatchProgress, got {on_progress!r}")

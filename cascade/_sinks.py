@@ -109,7 +109,8 @@ def event_level(event: Mapping[str, Any]) -> LogLevel:
     something an operator should look at ``warning`` (a failed call, a request with no answer, a budget
     stop, an opened circuit, unreadable lines), a request that failed outright ``error``."""
     kind, outcome = event.get("event"), event.get("outcome")
-    reasons = event.get("reasons") or []
+    listed = event.get("reasons")
+    reasons: list[Any] = listed if isinstance(listed, list) else []
     if kind == "attempt":
         if outcome == "error":
             error = event.get("error")

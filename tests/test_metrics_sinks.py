@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("prometheus_client")
 pytest.importorskip("opentelemetry.sdk")
@@ -19,8 +21,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import CollectorRegistry
+from structlog.testing import CapturingLogger
 
-from cascade import Cascade, ConfigError, OpenAICompatible, Rung
+from cascade import Cascade, ConfigError, OpenAICompatible, Rung, StructlogSink
 from cascade._cli import main
 from cascade.metrics import OpenTelemetrySink, PrometheusSink
 from cascade.testing import Reply, TestServer
@@ -274,3 +277,43 @@ def test_otel_buffer_is_bounded() -> None:
         sink.emit(e)
     [(_root, children)] = by_request(exporter.get_finished_spans()).values()
     assert len(children) == 1 and sink.pending == 1
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
+FIELDS = ["request_id", "rung", "model", "outcome", "reasons", "verdicts", "tokens_in", "tokens_out", "cost_usd",
+          "latency_ms", "calls", "retries", "error", "top_rung", "attempts", "metadata", "to", "ts"]  # fmt: skip
+
+
+SHARED_TRACING = otel()[1]  # one tracer and one meter provider for every example: cheaper, and enough here
+SHARED_METERS = MeterProvider(metric_readers=[InMemoryMetricReader()])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {"event": st.sampled_from(["attempt", "request", "breaker", "idle", "other"])},
+            optional={k: JSONISH for k in FIELDS},
+        ),
+        max_size=6,
+    )
+)
+def test_sinks_survive_malformed_events(evs: list[dict[str, Any]]) -> None:
+    """Fields missing, of the wrong type, NaN or negative: the sinks count what they can and never raise."""
+    reg = CollectorRegistry()
+    prom = PrometheusSink(reg)
+    tracing = OpenTelemetrySink(SHARED_TRACING, meter_provider=SHARED_METERS)
+    logger = CapturingLogger()
+    logs = StructlogSink(logger)
+    for e in evs:
+        prom.emit(e)
+        tracing.emit(e)
+        logs.emit(e)
+    assert len(logger.calls) == len(evs)
+    for metric in reg.collect():
+        for sample in metric.samples:
+            assert sample.value == sample.value  # no NaN reached a counter

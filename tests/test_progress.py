@@ -201,5 +201,7 @@ def test_bad_progress_arguments_are_named(server: TestServer) -> None:
     with cascade_of(server) as c:
         with pytest.raises(ConfigError, match=r"^progress: expected True, False or None \(auto\), got 'yes'$"):
             c.map_sync(items(), progress="yes")  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match=r"^progress: expected True, False or None \(auto\), got 1$"):
+            c.map_sync(items(), progress=1)  # type: ignore[arg-type]
         with pytest.raises(ConfigError, match=r"^on_progress: expected a callable"):
             c.map_sync(items(), on_progress=3)  # type: ignore[arg-type]

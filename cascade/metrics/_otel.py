@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._errors import ConfigError
+from ._fields import items, number
 
 Event = dict[str, Any]
 
@@ -133,16 +134,16 @@ class OpenTelemetrySink:
         return attrs
 
     def _record(self, a: Event) -> None:
-        if not _number(a.get("calls")):
+        if not number(a.get("calls")):
             return  # skipped: no model was called
         attrs = self._gen_ai(a)
         if a.get("outcome") == "error":
             attrs["error.type"] = _error_type(a)
         for token_type, key in (("input", "tokens_in"), ("output", "tokens_out")):
-            tokens = _number(a.get(key))
+            tokens = number(a.get(key))
             if tokens and "error.type" not in attrs:
                 self.token_usage.record(tokens, {**attrs, "gen_ai.token.type": token_type})
-        latency = _number(a.get("latency_ms"))
+        latency = number(a.get("latency_ms"))
         if latency is not None:
             self.operation_duration.record(latency / 1000, attrs)
 
@@ -164,7 +165,7 @@ class OpenTelemetrySink:
         context = trace.set_span_in_context(root)
         for a in attempts:
             a_end = float(a.get("ts") or end)
-            if _number(a.get("calls")):
+            if number(a.get("calls")):
                 self._client_span(a, context, a_end)
             else:
                 skipped = {f"cascade.{k}": a[k] for k in ("rung", "model", "outcome") if _is_attr(a.get(k))}
@@ -186,13 +187,13 @@ class OpenTelemetrySink:
             if isinstance(err, dict):
                 attrs.update({f"cascade.error.{k}": v for k, v in err.items() if _is_attr(v)})
         else:
-            attrs["gen_ai.usage.input_tokens"] = int(_number(a.get("tokens_in")) or 0)
-            attrs["gen_ai.usage.output_tokens"] = int(_number(a.get("tokens_out")) or 0)
+            attrs["gen_ai.usage.input_tokens"] = int(number(a.get("tokens_in")) or 0)
+            attrs["gen_ai.usage.output_tokens"] = int(number(a.get("tokens_out")) or 0)
         name = f"{OPERATION} {attrs.get('gen_ai.request.model', '')}".rstrip()
         span = self.tracer.start_span(
             name, context=context, kind=trace.SpanKind.CLIENT, start_time=_ns(_start(a, end)), attributes=attrs
         )
-        for v in a.get("verdicts") or []:
+        for v in items(a.get("verdicts")):
             if isinstance(v, dict):
                 span.add_event("gen_ai.evaluation.result", attributes=_evaluation(v), timestamp=_ns(end))
         if error:
@@ -225,18 +226,12 @@ def _error_type(a: Event) -> str:
 
 
 def _reasons(a: Event) -> list[str]:
-    return [str(r) for r in a.get("reasons") or []]
+    return [str(r) for r in items(a.get("reasons"))]
 
 
 def _start(e: Event, end: float) -> float:
-    latency = _number(e.get("latency_ms"))
+    latency = number(e.get("latency_ms"))
     return end - latency / 1000 if latency is not None else end
-
-
-def _number(v: Any) -> float | None:
-    if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0:
-        return float(v)
-    return None
 
 
 def _is_attr(v: Any) -> bool:

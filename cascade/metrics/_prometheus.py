@@ -9,6 +9,7 @@ from typing import Any
 
 from .._baseline import TopRungBaseline
 from .._errors import ConfigError
+from ._fields import items, number
 
 Event = dict[str, Any]
 
@@ -166,7 +167,7 @@ class PrometheusSink:
         top = e.get("top_rung")
         if isinstance(top, dict):
             self.m.top_rung.labels(rung=str(top.get("name")), model=str(top.get("model"))).set(1)
-        latency = _number(e.get("latency_ms"))
+        latency = number(e.get("latency_ms"))
         if latency is not None:
             self.m.request_latency.observe(latency / 1000)
         with self._lock:
@@ -177,7 +178,7 @@ class PrometheusSink:
     def _attempt(self, e: Event) -> None:
         rung = {"rung": str(e.get("rung")), "model": str(e.get("model"))}
         outcome = str(e.get("outcome"))
-        reasons = [str(r) for r in e.get("reasons") or []]
+        reasons = [str(r) for r in items(e.get("reasons"))]
         self.m.attempts.labels(**rung, outcome=outcome).inc()
         if outcome in ("escalated", "error"):
             self.m.escalations.labels(**rung, reason=reasons[0] if reasons else "unknown").inc()
@@ -188,17 +189,17 @@ class PrometheusSink:
         for reason in ("budget_exhausted", "budget_overrun"):
             if reason in reasons:
                 self.m.budget_exhausted.labels(**rung, reason=reason).inc()
-        retries = _number(e.get("retries"))
+        retries = number(e.get("retries"))
         if retries:
             self.m.retries.labels(**rung).inc(retries)
         for kind, key in (("input", "tokens_in"), ("output", "tokens_out")):
-            self.m.tokens.labels(**rung, type=kind).inc(_number(e.get(key)) or 0)
-        self.m.cost.labels(**rung).inc(_number(e.get("cost_usd")) or 0.0)
-        latency = _number(e.get("latency_ms"))
+            self.m.tokens.labels(**rung, type=kind).inc(number(e.get(key)) or 0)
+        self.m.cost.labels(**rung).inc(number(e.get("cost_usd")) or 0.0)
+        latency = number(e.get("latency_ms"))
         if latency is not None:
             self.m.attempt_latency.labels(**rung).observe(latency / 1000)
-        for v in e.get("verdicts") or []:
-            score = _number(v.get("score")) if isinstance(v, dict) else None
+        for v in items(e.get("verdicts")):
+            score = number(v.get("score")) if isinstance(v, dict) else None
             if score is not None:
                 self.m.validator_score.labels(**rung, validator=str(v.get("validator"))).observe(score)
         with self._lock:
@@ -213,9 +214,3 @@ class PrometheusSink:
 
     def __repr__(self) -> str:
         return f"PrometheusSink(namespace={self.namespace!r})"
-
-
-def _number(v: Any) -> float | None:
-    if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0:
-        return float(v)
-    return None

@@ -8,6 +8,7 @@ its number of attempts. Tokenizers and answer lengths differ between models: an 
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from typing import Any
 
@@ -16,7 +17,8 @@ Event = dict[str, Any]
 
 def _num(e: Event, key: str) -> float:
     v = e.get(key)
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 else 0.0
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf
+    return float(v) if ok else 0.0
 
 
 class TopRungBaseline:

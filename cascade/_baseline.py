@@ -17,8 +17,9 @@ Event = dict[str, Any]
 
 def _num(e: Event, key: str) -> float:
     v = e.get(key)
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf
-    return float(v) if ok else 0.0
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf:
+        return float(v)
+    return 0.0
 
 
 class TopRungBaseline:

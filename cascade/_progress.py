@@ -168,7 +168,8 @@ class _Lines:
         if not final and now < self._next:
             return
         self._next = now + self.interval_s
-        self.stream.write(f"cascade: {p.line()}{' (done)' if final else ''}\n")
+        end = "" if not final or p.total is None else " (done)" if p.done >= p.total else " (stopped)"
+        self.stream.write(f"cascade: {p.line()}{end}\n")
         self.stream.flush()
 
     def close(self) -> None:

@@ -131,7 +131,8 @@ def test_a_batch_left_early_still_ends_its_progress_line(
 
     with cascade_of(server) as c:
         asyncio.run(go(c))
-    assert capsys.readouterr().err.startswith("cascade: 1/6 · ")
+    err = capsys.readouterr().err
+    assert err.startswith("cascade: 1/6 · ") and err.endswith(" (stopped)\n")
 
 
 @pytest.fixture

@@ -8,18 +8,16 @@ its number of attempts. Tokenizers and answer lengths differ between models: an 
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from typing import Any
+
+from ._fields import number
 
 Event = dict[str, Any]
 
 
 def _num(e: Event, key: str) -> float:
-    v = e.get(key)
-    if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf:
-        return float(v)
-    return 0.0
+    return number(e.get(key)) or 0.0
 
 
 class TopRungBaseline:

@@ -16,6 +16,7 @@ from typing import Any, Protocol, TextIO, runtime_checkable
 
 from ._errors import ConfigError
 from ._events import Event
+from ._fields import items
 
 Processor = Callable[[Any, str, MutableMapping[str, Any]], MutableMapping[str, Any]]
 """A structlog processor: ``(logger, method_name, event_dict) -> event_dict``."""
@@ -109,8 +110,7 @@ def event_level(event: Mapping[str, Any]) -> LogLevel:
     something an operator should look at ``warning`` (a failed call, a request with no answer, a budget
     stop, an opened circuit, unreadable lines), a request that failed outright ``error``."""
     kind, outcome = event.get("event"), event.get("outcome")
-    listed = event.get("reasons")
-    reasons: list[Any] = listed if isinstance(listed, list) else []
+    reasons = items(event.get("reasons"))
     if kind == "attempt":
         if outcome == "error":
             error = event.get("error")

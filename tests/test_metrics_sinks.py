@@ -280,7 +280,7 @@ def test_otel_buffer_is_bounded() -> None:
 
 
 JSONISH = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers() | st.sampled_from([10**400, -1]) | st.floats() | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
     max_leaves=6,
 )
@@ -317,3 +317,16 @@ def test_sinks_survive_malformed_events(evs: list[dict[str, Any]]) -> None:
     for metric in reg.collect():
         for sample in metric.samples:
             assert sample.value == sample.value  # no NaN reached a counter
+
+
+def test_a_hostile_top_rung_cannot_break_the_savings_baseline() -> None:
+    reg = CollectorRegistry()
+    sink = PrometheusSink(reg)
+    b = LogBuilder(START)
+    b.req([acc("small")])
+    b.events[0]["tokens_in"] = 10**400  # past float's range
+    b.events[-1]["top_rung"] = {"name": "large", "price_in": 10**400, "price_out": "thirty"}
+    for e in b.events:
+        sink.emit(e)
+    assert reg.get_sample_value("cascade_top_rung_cost_usd_total") == 0.0  # counted as unknown, not raised
+    assert reg.get_sample_value("cascade_requests_total", {"outcome": "accepted"}) == 1

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._errors import ConfigError
-from ._fields import items, number
+from .._fields import items, number
 
 Event = dict[str, Any]
 
@@ -151,7 +151,7 @@ class OpenTelemetrySink:
 
     def _spans(self, e: Event, attempts: list[Event]) -> None:
         trace = self._trace
-        end = float(e.get("ts") or 0.0)
+        end = number(e.get("ts")) or 0.0
         attrs = {f"cascade.{k}": e[k] for k in _REQUEST_FIELDS if _is_attr(e.get(k))}
         top = e.get("top_rung")
         if isinstance(top, dict) and isinstance(top.get("name"), str):
@@ -164,7 +164,7 @@ class OpenTelemetrySink:
         )
         context = trace.set_span_in_context(root)
         for a in attempts:
-            a_end = float(a.get("ts") or end)
+            a_end = number(a.get("ts")) or end
             if number(a.get("calls")):
                 self._client_span(a, context, a_end)
             else:
@@ -211,9 +211,9 @@ def _evaluation(v: Event) -> dict[str, Any]:
         "gen_ai.evaluation.score.label": "pass" if v.get("passed") else "fail",
         "cascade.verdict.reason": str(v.get("reason")),
     }
-    score = v.get("score")
-    if isinstance(score, (int, float)) and not isinstance(score, bool):
-        out["gen_ai.evaluation.score.value"] = float(score)
+    score = number(v.get("score"))
+    if score is not None:
+        out["gen_ai.evaluation.score.value"] = score
     if isinstance(v.get("detail"), str) and v["detail"]:
         out["gen_ai.evaluation.explanation"] = v["detail"]
     return out

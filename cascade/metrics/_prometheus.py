@@ -9,7 +9,7 @@ from typing import Any
 
 from .._baseline import TopRungBaseline
 from .._errors import ConfigError
-from ._fields import items, number
+from .._fields import items, number
 
 Event = dict[str, Any]
 

@@ -3,14 +3,19 @@ count what it can rather than raise."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
 def number(v: Any) -> float | None:
-    """A finite number >= 0, or None (missing, a bool, a string, NaN, negative)."""
-    if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 and v != float("inf"):
-        return float(v)
-    return None
+    """A finite number >= 0, or None (missing, a bool, a string, NaN, infinite, too large, negative)."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return None
+    try:
+        f = float(v)
+    except OverflowError:  # an int past float's range
+        return None
+    return f if math.isfinite(f) and f >= 0 else None
 
 
 def items(v: Any) -> list[Any]:

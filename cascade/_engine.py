@@ -11,7 +11,7 @@ import uuid
 import warnings
 import weakref
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from typing import Any, Literal, cast
+from typing import Any, Generic, Literal, cast
 
 from ._breaker import BreakerGate
 from ._config import CircuitBreaker, RequestParams, SkipIdle
@@ -22,7 +22,8 @@ from ._idle import IdleGate
 from ._ladder import Ladder, Rung
 from ._ledger import Budget, TokenCounter, prompt_token_bound
 from ._logs._resume import Resume, ResumeChanged
-from ._result import CascadeResult
+from ._progress import ProgressCallback, ProgressTracker
+from ._result import CascadeResult, T
 from ._sinks import EventLog, EventSink, Processor, add_timestamp, make_sink
 from ._types import Message, Validator
 from ._walk import Request, Walker, describe
@@ -34,10 +35,13 @@ DEFAULT_SAMPLE_TEMPERATURE = 0.7
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
 
 
-class Cascade:
+class Cascade(Generic[T]):
     """Sends each request to the cheapest rung first and escalates until an answer passes its checks.
 
-    ``validators`` is the default check for rungs that set none. A rung with no check at all
+    ``response_model`` (a pydantic model class, as Instructor's) makes every rung's answer pass
+    ``JsonSchema(response_model)`` besides its own checks, and ``result.parsed`` an instance of it
+    (``Cascade[Ticket]`` returns ``CascadeResult[Ticket]``). ``validators`` is the default check for
+    rungs that set none. A rung with no check at all
     (``None``, or ``[]``) accepts its first answer: right for the top rung, surprising below it (a
     ``UserWarning`` says so at construction). ``budget_usd`` caps the spend of each
     request (see ``cascade._ledger`` for the exact guarantee). ``on_exhausted="raise"`` raises
@@ -69,10 +73,12 @@ class Cascade:
         breaker: CircuitBreaker | None = None,
         skip_idle: SkipIdle | None = None,
         gates: Sequence[RungGate] | None = None,
+        response_model: type[T] | None = None,
         allow_budget_increase: bool = False,
     ) -> None:
         self.ladder = ladder if isinstance(ladder, Ladder) else Ladder(list(ladder))
         self.validators = as_validator(validators)
+        self.response_model = _check_model(response_model)
         self.budget_usd = _check_budget(budget_usd)
         self.allow_budget_increase = allow_budget_increase
         if on_exhausted not in ("raise", "best_effort"):
@@ -102,7 +108,14 @@ class Cascade:
             raise ConfigError(f"gates: expected a list of RungGate objects, got {gates!r}")
         self.gates = Gates([self.breakers, self.idle, *(gates or ())])
         self._walker = Walker(
-            self.ladder, self.validators, self.gates, self.events, self.content, token_counter, self.sample_temperature
+            self.ladder,
+            self.validators,
+            self.gates,
+            self.events,
+            self.content,
+            token_counter,
+            self.sample_temperature,
+            response_model=self.response_model,
         )
         if unchecked := self._walker.unchecked():
             warnings.warn(
@@ -125,7 +138,7 @@ class Cascade:
         budget_usd: float | None = None,
         request_id: str | None = None,
         **params: Any,
-    ) -> CascadeResult:
+    ) -> CascadeResult[T]:
         """Answer one request. ``params`` (temperature, max_tokens, ...) override every rung's."""
         req = self._new_request(messages, metadata, budget_usd, request_id, params)
         await self._drive(req)
@@ -143,7 +156,7 @@ class Cascade:
             raise
         self._walker.finish(req, best_effort)
 
-    def run_sync(self, messages: Sequence[Message], **kwargs: Any) -> CascadeResult:
+    def run_sync(self, messages: Sequence[Message], **kwargs: Any) -> CascadeResult[T]:
         """Blocking ``run`` for code without an event loop (one private loop per thread, reused)."""
         return self._loop().run_until_complete(self.run(messages, **kwargs))
 
@@ -161,7 +174,9 @@ class Cascade:
         concurrency: int = 16,
         resume_from: str | os.PathLike[str] | None = None,
         resume_changed: ResumeChanged = "refuse",
-    ) -> AsyncIterator[tuple[int, CascadeResult]]:
+        progress: bool | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> AsyncIterator[tuple[int, CascadeResult[T]]]:
         """Yield ``(index, result)`` as requests finish, with at most ``concurrency`` in flight and
         memory bounded by that, not by the batch. Each item is a message list or a dict with
         ``messages`` and optionally ``metadata``, ``request_id`` and request params. A failing item
@@ -170,16 +185,18 @@ class Cascade:
         batch. An exception from ``inputs`` itself is raised here once the items before it are done.
         ``resume_from`` (a JSONL log of an earlier run) skips items that already ended there
         (see ``cascade._logs._resume``); if they were decided by another ladder or other checks, the
-        batch is refused unless ``resume_changed`` is ``"rerun"`` (run them again) or ``"reuse"``."""
+        batch is refused unless ``resume_changed`` is ``"rerun"`` (run them again) or ``"reuse"``.
+        ``progress`` and ``on_progress``: see ``cascade._progress``."""
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ConfigError(f"concurrency: expected an integer >= 1, got {concurrency!r}")
+        tracker = ProgressTracker(inputs, progress, on_progress)
         items = enumerate(inputs)
-        queue: asyncio.Queue[tuple[int, CascadeResult] | None] = asyncio.Queue(maxsize=concurrency * 2)
+        queue: asyncio.Queue[tuple[int, CascadeResult[T]] | None] = asyncio.Queue(maxsize=concurrency * 2)
         resume = None if resume_from is None else Resume.load(resume_from, self._walker.fingerprint, resume_changed)
         if resume is not None:
             self.events.emit(resume.summary_event())
 
-        async def one(item: Any) -> CascadeResult:
+        async def one(item: Any) -> CascadeResult[T]:
             if resume is not None:
                 item, done = resume.prepare(item)  # the item with its stable request id
                 if done is not None:
@@ -209,8 +226,10 @@ class Cascade:
                 if got is None:
                     done += 1
                 else:
+                    tracker.add(got[1])
                     yield got
         finally:
+            tracker.close()
             for w in workers:
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
@@ -224,19 +243,27 @@ class Cascade:
         concurrency: int = 16,
         resume_from: str | os.PathLike[str] | None = None,
         resume_changed: ResumeChanged = "refuse",
-    ) -> list[CascadeResult]:
+        progress: bool | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[CascadeResult[T]]:
         """Run a batch; results in input order, per-item failures isolated (see ``imap``)."""
-        out: list[CascadeResult | None] = []  # a list, not a dict by index: ~100 bytes less per result
-        async for index, result in self.imap(
-            inputs, concurrency=concurrency, resume_from=resume_from, resume_changed=resume_changed
-        ):
+        out: list[CascadeResult[T] | None] = []  # a list, not a dict by index: ~100 bytes less per result
+        batch = self.imap(
+            inputs,
+            concurrency=concurrency,
+            resume_from=resume_from,
+            resume_changed=resume_changed,
+            progress=progress,
+            on_progress=on_progress,
+        )
+        async for index, result in batch:
             if index >= len(out):
                 out.extend([None] * (index + 1 - len(out)))
             out[index] = result
         missing = [i for i, r in enumerate(out) if r is None]
         if missing:  # never a short or holed batch in silence
             raise RuntimeError(f"map: no result for items {missing[:10]} of {len(out)} (a bug: please report it)")
-        return cast("list[CascadeResult]", out)
+        return cast("list[CascadeResult[T]]", out)
 
     def map_sync(
         self,
@@ -245,10 +272,20 @@ class Cascade:
         concurrency: int = 16,
         resume_from: str | os.PathLike[str] | None = None,
         resume_changed: ResumeChanged = "refuse",
-    ) -> list[CascadeResult]:
-        return self._loop().run_until_complete(
-            self.map(inputs, concurrency=concurrency, resume_from=resume_from, resume_changed=resume_changed)
+        progress: bool | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[CascadeResult[T]]:
+        """Blocking ``map`` for code without an event loop (in a notebook: ``await cascade.map(...)``)."""
+        loop = self._loop()
+        batch = self.map(
+            inputs,
+            concurrency=concurrency,
+            resume_from=resume_from,
+            resume_changed=resume_changed,
+            progress=progress,
+            on_progress=on_progress,
         )
+        return loop.run_until_complete(batch)
 
     async def aclose(self) -> None:
         """Close the providers' connections of the running loop and the log sink."""
@@ -269,13 +306,13 @@ class Cascade:
             loop.close()
         self.events.close()
 
-    async def __aenter__(self) -> Cascade:
+    async def __aenter__(self) -> Cascade[T]:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def __enter__(self) -> Cascade:
+    def __enter__(self) -> Cascade[T]:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -311,7 +348,7 @@ class Cascade:
         meta = dict(metadata or {})
         return Request(rid, checked, overrides, meta, Budget(cap), CascadeResult(request_id=rid, metadata=meta))
 
-    async def _run_item(self, item: Any) -> CascadeResult:
+    async def _run_item(self, item: Any) -> CascadeResult[T]:
         """One batch item's result, whatever happens: a malformed item or a request that raised (a
         caller error, a custom provider's KeyError, a full disk) is an ``error`` result carrying the
         exception's type and message and the attempts made, with their spend."""
@@ -352,9 +389,19 @@ class Cascade:
         return loop
 
 
-def _error_result(exc: BaseException) -> CascadeResult:
+def _error_result(exc: BaseException) -> CascadeResult[Any]:
     """The result of an item that failed before its request could start."""
     return CascadeResult(request_id=uuid.uuid4().hex, outcome="error", error=describe(exc))
+
+
+def _check_model(model: Any) -> Any:
+    if model is None:
+        return None
+    from pydantic import BaseModel
+
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise ConfigError(f"response_model: expected a pydantic model class, got {model!r}")
+    return model
 
 
 def _check_budget(budget: Any) -> float | None:

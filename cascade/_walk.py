@@ -26,9 +26,9 @@ from ._result import Attempt, CascadeResult
 from ._retry import call_with_retries
 from ._sinks import EventLog
 from ._types import Candidate, Completion, CompletionRequest, Message, Step, Validator, Verdict
-from .validators._base import run_validator
+from .validators._base import AllOf, run_validator
 from .validators._feedback import reask_messages
-from .validators._schema import schema_of
+from .validators._schema import JsonSchema, schema_of
 
 
 @dataclass(slots=True)
@@ -58,6 +58,8 @@ class Walker:
         content: ContentPolicy,
         token_counter: TokenCounter,
         sample_temperature: float,
+        *,
+        response_model: type[Any] | None = None,
     ) -> None:
         self.ladder = ladder
         self.validators = validators
@@ -69,7 +71,8 @@ class Walker:
         self.rung_names = [r.name for r in ladder.rungs]
         self._top = ladder.top
         self._index = {name: i for i, name in enumerate(self.rung_names)}
-        self._checks = {r.name: r.validators if r.validators is not None else validators for r in ladder.rungs}
+        own = {r.name: r.validators if r.validators is not None else validators for r in ladder.rungs}
+        self._checks = {name: _with_model(check, response_model) for name, check in own.items()}
         self._wire = {r.name: self._wire_for(r) for r in ladder.rungs}
         self.fingerprint = ladder_fingerprint(ladder, self._checks)
 
@@ -457,6 +460,18 @@ def _parts(check: Any) -> list[Any]:
     if isinstance(inner, tuple):
         return [leaf for part in inner for leaf in _parts(part)]
     return [check]
+
+
+def _with_model(check: Validator | None, model: type[Any] | None) -> Validator | None:
+    """The rung's checks, plus ``JsonSchema(model)`` when the cascade has a response model and the
+    checks do not already require that model's schema."""
+    if model is None:
+        return check
+    present = schema_of(check)
+    if present is not None and present.model is model:
+        return check
+    schema = JsonSchema(model)
+    return schema if check is None else AllOf(schema, check)
 
 
 def _is_unchecked(check: Validator | None) -> bool:

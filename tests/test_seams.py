@@ -183,3 +183,19 @@ def test_params_for_names_what_a_rung_sends() -> None:
     assert c.params_for("a") == {"temperature": 0.2}
     with pytest.raises(ConfigError, match="no rung named 'zz'"):
         c.params_for("zz")
+
+
+def test_a_response_model_checks_every_rung_and_types_the_parsed_answer() -> None:
+    from pydantic import BaseModel
+
+    class Ticket(BaseModel):
+        label: str
+
+    provider = answers(a='{"nope": 1}', b='{"label": "billing"}')
+    c = Cascade(rungs(provider, "a", "b"), response_model=Ticket)
+    result = c.run_sync(MSG)
+    assert result.answered_by == "b" and result.parsed == Ticket(label="billing")
+    assert result.attempts[0].reasons == ["schema_invalid"]
+    assert result.to_dict()["parsed"] == {"label": "billing"}
+    with pytest.raises(ConfigError, match="response_model: expected a pydantic model class"):
+        Cascade(rungs(provider, "a"), response_model=dict)

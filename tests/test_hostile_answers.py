@@ -103,6 +103,14 @@ def test_without_re2_an_exponential_pattern_is_refused(monkeypatch: pytest.Monke
         _patterns._compiled.cache_clear()
 
 
+def test_an_exponential_pattern_with_flags_is_refused() -> None:
+    import re
+
+    with pytest.raises(ConfigError, match="with flags it runs on Python's re"):
+        Regex(EVIL, flags=re.IGNORECASE)
+    Regex("^[a-z]+$", flags=re.IGNORECASE)
+
+
 def test_a_pattern_re2_cannot_take_and_that_can_backtrack_is_refused() -> None:
     pytest.importorskip("re2", reason="google-re2 is the re2 extra (a dev dependency)")
     with pytest.raises(ConfigError, match="RE2 cannot compile it"):

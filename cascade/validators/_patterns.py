@@ -105,15 +105,17 @@ def runs_on_re2(pattern: str) -> bool:
     return type(getattr(_compiled(pattern), "__self__", None)).__module__.split(".")[0] == "re2"
 
 
-def check_pattern(pattern: str, where: str) -> None:
-    """Refuse a pattern that would run on ``re`` and can backtrack exponentially."""
-    if not can_backtrack_exponentially(pattern) or runs_on_re2(pattern):
+def check_pattern(pattern: str, where: str, *, on_re: bool = False) -> None:
+    """Refuse a pattern that would run on ``re`` (``on_re``: whatever is installed) and can backtrack
+    exponentially."""
+    if not can_backtrack_exponentially(pattern) or (not on_re and runs_on_re2(pattern)):
         return
-    advice = (
-        "RE2 cannot compile it (lookaround or backreference)"
-        if _re2() is not None
-        else "install cascade-router[re2] to run it on RE2 (linear time)"
-    )
+    if on_re:
+        advice = "with flags it runs on Python's re (give the flags inline, e.g. (?i), to run it on RE2)"
+    elif _re2() is not None:
+        advice = "RE2 cannot compile it (lookaround or backreference)"
+    else:
+        advice = "install cascade-router[re2] to run it on RE2 (linear time)"
     raise ConfigError(
         f"{where}: pattern {pattern!r} can backtrack exponentially on Python's re (a repeat inside a repeat "
         f"or over an alternation); {advice}, or rewrite it"

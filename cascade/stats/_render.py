@@ -87,7 +87,6 @@ def overview(d: dict[str, Any]) -> Table:
     ff = d["final_failures"]
     tr = d["time_range"] or {}
     rows = [
-        ["files", ", ".join(d["files"])],
         ["first event", _when(tr.get("first"))],
         ["last event", _when(tr.get("last"))],
         ["requests", f"{d['requests']:,}"],
@@ -375,6 +374,7 @@ def render(d: dict[str, Any], by: Sequence[str] = (), stream: TextIO | None = No
         _write_footer([*lines, *footer(d)[2:]], stream, width)
         return
     ts = tables(d, by)
+    _write_footer([f"Files: {', '.join(d['files'])}"], stream, width)
     try:
         if not use_rich:
             raise ImportError

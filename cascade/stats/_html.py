@@ -144,6 +144,8 @@ def timeline_svg(d: dict[str, Any]) -> str:
         fmt = "%H:%M" if b - a < 86400 * 2 else "%m-%d"
         while t <= b:
             xx = x0 + (t - a) / max(b - a, 1.0) * sw
+            if i < len(segs) - 1 and xx > x0 + sw - 24:  # would run into the next panel's first label
+                break
             parts.append(f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{h - bottom}" y2="{h - bottom + 4}" stroke="#999"/>')
             parts.append(f'<text x="{xx:.1f}" y="{h - bottom + 16}" text-anchor="middle">{_when(t, fmt)}</text>')
             t += step
@@ -411,14 +413,16 @@ def slices_html(d: dict[str, Any]) -> str:
 def render_html(d: dict[str, Any]) -> str:
     tr = d["time_range"] or {}
     bad = d["bad_lines"]["count"]
+    drift = [("Drift", drift_html(d))]
     sections = [
         ("Overview", cards(d)),
+        *(drift if d.get("compare") else []),  # when compared, the finding comes first
         ("Escalation rate over time", timeline_svg(d)),
         ("Cost: the cascade against the top rung alone", cost_svg(d)),
         ("Rungs", rungs_table(d)),
         ("Escalation reasons per rung", reasons_html(d)),
         ("Validator score distributions", scores_html(d)),
-        ("Drift", drift_html(d)),
+        *([] if d.get("compare") else drift),
         ("Slices" + (f" by {', '.join(d['by'])}" if d.get("by") else ""), slices_html(d)),
     ]
     body = "".join(f"<h2>{_e(title)}</h2>{content}" for title, content in sections)

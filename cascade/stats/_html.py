@@ -29,6 +29,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 table{border-collapse:collapse;margin:6px 0 12px}th,td{padding:3px 10px;border-bottom:1px solid #eee;text-align:right}
 th{background:#f6f6f6}td:first-child,th:first-child{text-align:left}.l{text-align:left}
 .drift{color:#b00;font-weight:600}.ok{color:#666}.note{color:#666;font-size:12px}
+details{margin:6px 0}summary{cursor:pointer;color:#135}
 .summary{background:#fff4f4;border-left:3px solid #b00;padding:6px 10px;margin:6px 0}
 svg text{font:11px system-ui,sans-serif;fill:#333}
 """
@@ -313,6 +314,17 @@ def scores_html(d: dict[str, Any]) -> str:
     )
 
 
+def _change(f: dict[str, Any]) -> str:
+    c = f["change"]
+    if c is None:
+        return "-"
+    return {
+        "escalation_rate": f"{100 * c:+.1f} pp",
+        "reason_mix": f"TVD {c:.2f}",
+        "score": f"KS {c:.2f}",
+    }.get(f["metric"], f"{100 * c:+.1f}%")
+
+
 def drift_html(d: dict[str, Any]) -> str:
     cmp = d.get("compare")
     if not cmp:
@@ -346,13 +358,17 @@ def drift_html(d: dict[str, Any]) -> str:
                 _e(metric),
                 prev,
                 cur,
-                _e("-" if f["change"] is None else f"{f['change']:+.3f}"),
+                _e(_change(f)),
                 _e(p_text(f["p_value"])),
                 _e(f"{f['n_previous']:,}/{f['n_current']:,}"),
                 status,
             ]
         )
-    out.append(_table(["rung", "metric", "before", "after", "change", "p", "n", "status"], rows, 2))
+    heads = ["rung", "metric", "before", "after", "change", "p", "n", "status"]
+    flagged = [r for r, f in zip(rows, cmp["findings"], strict=True) if f["flagged"]]
+    if flagged:
+        out.append(_table(heads, flagged, 2))
+    out.append(f"<details><summary>All {len(rows)} findings</summary>{_table(heads, rows, 2)}</details>")
     where = []
     for e in cmp.get("explanations", []):
         for s in [*e["slices"], *e["reasons"]]:
@@ -369,8 +385,8 @@ def drift_html(d: dict[str, Any]) -> str:
                     ]
                 )
     if where:
-        out.append("<h3>Where the drift came from</h3>")
-        out.append(_table(["scope", "slice", "before", "after", "contribution", "p", ""], where, 2))
+        table = _table(["scope", "slice", "before", "after", "contribution", "p", ""], where, 2)
+        out.append(f"<details><summary>Where the drift came from: the slices, ranked</summary>{table}</details>")
     return "".join(out)
 
 

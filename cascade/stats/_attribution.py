@@ -83,7 +83,7 @@ def explain(previous: Stats, current: Stats, th: Thresholds) -> list[dict[str, A
             values = (current.group_values.get(g) or previous.group_values.get(g)) or {}
             all_slices.append(
                 (
-                    "metadata",
+                    "+".join(f"metadata.{k}" for k in keys),
                     {f"metadata.{k}": v for k, v in values.items()},
                     (ga.escalated_requests, ga.requests) if ga else (0, 0),
                     (gb.escalated_requests, gb.requests) if gb else (0, 0),

@@ -51,7 +51,7 @@ def plot(data: dict[str, Any], path: str) -> None:
     cmp = data.get("compare")
     notes = [e["summary"] for e in (cmp or {}).get("explanations", []) if e["flagged"]][:3]
     fig = plt.figure(figsize=(11, 8.5 + 0.35 * len(notes)))
-    grid = fig.add_gridspec(2, panels, height_ratios=[3, 2], width_ratios=ratios, wspace=0.06)
+    grid = fig.add_gridspec(2, panels, height_ratios=[3, 2], width_ratios=ratios, wspace=0.12)
     axes = [fig.add_subplot(grid[0, i]) for i in range(panels)]
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
@@ -104,7 +104,7 @@ def plot(data: dict[str, Any], path: str) -> None:
         ax2.barh(["cascade"], [cost], left=[bottom], label=f"{name}: ${cost:,.4f}")
         bottom += cost
     baseline = data["baseline_top_cost_usd"]
-    ax2.barh(["all on top rung\n(estimate)"], [baseline], color="0.6", label=f"top rung only: ${baseline:,.4f}")
+    ax2.barh(["top rung only\n(estimate)"], [baseline], color="0.6", label=f"top rung only: ${baseline:,.4f}")
     savings = data["savings_pct"]
     ax2.set_title(
         "Cost breakdown" + ("" if savings is None else f" (savings {savings:.1f}% vs top rung only)"), loc="left"
@@ -114,7 +114,7 @@ def plot(data: dict[str, Any], path: str) -> None:
     ax2.grid(axis="x", alpha=0.3)
     if notes:
         fig.text(0.01, 0.01, "\n".join("Drift: " + n for n in notes), fontsize=8, va="bottom", wrap=True)
-    fig.subplots_adjust(left=0.07, right=0.98, top=0.95, bottom=0.07 + 0.03 * len(notes), hspace=0.3)
+    fig.subplots_adjust(left=0.1, right=0.98, top=0.95, bottom=0.07 + 0.03 * len(notes), hspace=0.3)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

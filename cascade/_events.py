@@ -80,6 +80,7 @@ class AttemptEvent(TypedDict):
     retries: int
     price_in: float
     price_out: float
+    price_source: NotRequired[str]
     error: ErrorRecord | None
     metadata: dict[str, Any]
     output: NotRequired[str | None]

@@ -352,3 +352,25 @@ def test_export_refuses_an_unknown_format(tmp_path: Path, capsys: CapSys) -> Non
     log = LogBuilder(START).write(tmp_path / "a.jsonl")
     assert main(["stats", str(log), "--export", "xlsx", str(tmp_path / "o.xlsx")]) == 2
     assert "--export" in capsys.readouterr().err and not (tmp_path / "o.xlsx").exists()
+
+
+@pytest.mark.parametrize("flag", ["--html", "--plot"])
+def test_an_unwritable_output_is_one_line_naming_it(tmp_path: Path, capsys: CapSys, flag: str) -> None:
+    b = LogBuilder(START)
+    b.req([acc("small")])
+    target = str(tmp_path / "no" / "such" / "dir" / "out")
+    assert main(["stats", str(b.write(tmp_path / "a.jsonl")), flag, target]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and target in err and "Traceback" not in err
+
+
+def test_reason_series_count_each_rungs_reasons_out_of_its_visits(
+    tmp_path: Path, capsys: CapSys, real_log: Path
+) -> None:
+    d = stats_json(capsys, str(real_log), "--by", "rung,reason", "--plot", str(tmp_path / "r.png"))
+    series = d["timeline"]["series"]
+    assert series[0]["label"] == "rung=small reason=low_confidence"  # the busiest rung's commonest reason first
+    for s in series:
+        rung, reason = s["key"]["rung"], s["key"]["reason"]
+        assert s["n"] == d["by_rung"][rung]["reached"]
+        assert sum(p["x"] for p in s["points"]) == d["by_rung"][rung]["reasons"][reason]

@@ -131,7 +131,11 @@ class Timeline:
         total = sum(n for b in series.values() for n, _x in b.values())
         if not busy:
             return {"bucket_s": None, "unit": self.unit, "dims": list(dims), "segments": [], "series": []}
-        chosen = sorted(series, key=lambda k: -sum(n for n, _x in series[k].values()))[:MAX_SERIES]
+
+        def volume(k: tuple[str, ...]) -> tuple[int, int]:  # busiest first; a base's reasons by their count
+            return (-sum(n for n, _x in series[k].values()), -sum(x for _n, x in series[k].values()))
+
+        chosen = sorted(series, key=volume)[:MAX_SERIES]
         active = active_seconds(busy, self.fine)
         per_series = total / max(1, len(series))
         target = max(active / TARGET_BUCKETS, active * MIN_PER_BUCKET / max(per_series, 1.0))

@@ -264,7 +264,7 @@ def test_a_file_that_is_not_a_log_exits_non_zero(tmp_path: Path, capsys: CapSys)
 
 
 def test_timeline_buckets_bands_and_pauses(tmp_path: Path, capsys: CapSys, real_log: Path) -> None:
-    d = stats_json(capsys, str(real_log), "--plot", str(tmp_path / "p.png"))
+    d = stats_json(capsys, str(real_log), "--html", str(tmp_path / "p.html"))
     tl = d["timeline"]
     assert tl["bucket_s"] == 300 and tl["segments"] == [[START, START + 7200]] and tl["unit"] == "visit"
     for s in tl["series"]:
@@ -279,7 +279,7 @@ def test_timeline_buckets_bands_and_pauses(tmp_path: Path, capsys: CapSys, real_
     second = realistic_log(n=600, hours=1, start=START + 86400, seed=3)
     first.events += second.events
     two = first.write(tmp_path / "two.jsonl")
-    tl = stats_json(capsys, str(two), "--plot", str(tmp_path / "p2.png"))["timeline"]
+    tl = stats_json(capsys, str(two), "--html", str(tmp_path / "p2.html"))["timeline"]
     assert len(tl["segments"]) == 2 and tl["segments"][1][0] >= START + 86400 - tl["bucket_s"]
     assert tl["bucket_s"] <= 300  # sized to two active hours, not to the 25-hour span
     from cascade.stats._timeline import runs
@@ -290,7 +290,7 @@ def test_timeline_buckets_bands_and_pauses(tmp_path: Path, capsys: CapSys, real_
     burst = LogBuilder(START)
     for i in range(600):
         burst.req([acc("small")] if i % 3 else [esc("small", "schema"), acc("medium")], gap=0.1)
-    tl = stats_json(capsys, str(burst.write(tmp_path / "burst.jsonl")), "--plot", str(tmp_path / "p3.png"))["timeline"]
+    tl = stats_json(capsys, str(burst.write(tmp_path / "burst.jsonl")), "--html", str(tmp_path / "p3.html"))["timeline"]
     assert tl["bucket_s"] <= 10 and len(tl["series"][0]["points"]) >= 6
 
 
@@ -367,7 +367,7 @@ def test_an_unwritable_output_is_one_line_naming_it(tmp_path: Path, capsys: CapS
 def test_reason_series_count_each_rungs_reasons_out_of_its_visits(
     tmp_path: Path, capsys: CapSys, real_log: Path
 ) -> None:
-    d = stats_json(capsys, str(real_log), "--by", "rung,reason", "--plot", str(tmp_path / "r.png"))
+    d = stats_json(capsys, str(real_log), "--by", "rung,reason", "--html", str(tmp_path / "r.html"))
     series = d["timeline"]["series"]
     assert series[0]["label"] == "rung=small reason=low_confidence"  # the busiest rung's commonest reason first
     for s in series:

@@ -374,3 +374,18 @@ def test_reason_series_count_each_rungs_reasons_out_of_its_visits(
         rung, reason = s["key"]["rung"], s["key"]["reason"]
         assert s["n"] == d["by_rung"][rung]["reached"]
         assert sum(p["x"] for p in s["points"]) == d["by_rung"][rung]["reasons"][reason]
+
+
+@pytest.mark.parametrize("requests", [0, 1])
+def test_html_and_plot_of_an_empty_or_one_request_log(tmp_path: Path, capsys: CapSys, requests: int) -> None:
+    b = LogBuilder(START)
+    for _ in range(requests):
+        b.req([esc("small", "x"), acc("medium")])
+    log = b.write(tmp_path / "a.jsonl") if requests else tmp_path / "a.jsonl"
+    if not requests:
+        log.write_text("")
+    page, png = tmp_path / "r.html", tmp_path / "r.png"
+    args = [str(log), "--html", str(page), "--plot", str(png), "--compare", "1h", "--by", "metadata.task,reason"]
+    assert main(["stats", *args]) == 0
+    capsys.readouterr()
+    assert page.read_text().rstrip().endswith("</html>") and png.read_bytes()[:4] == b"\x89PNG"

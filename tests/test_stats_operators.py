@@ -389,3 +389,11 @@ def test_html_and_plot_of_an_empty_or_one_request_log(tmp_path: Path, capsys: Ca
     assert main(["stats", *args]) == 0
     capsys.readouterr()
     assert page.read_text().rstrip().endswith("</html>") and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_an_error_naming_a_hostile_file_name_is_escaped(tmp_path: Path, capsys: CapSys) -> None:
+    name = tmp_path / "log\x1b]0;owned\x07.jsonl"
+    name.write_text("not json\n")
+    assert main(["stats", str(name)]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err and "\\x1b]0;owned\\x07" in err

@@ -79,7 +79,9 @@ def register(subparsers: Any) -> None:
 
 
 def _fail(message: str) -> int:
-    print(f"cascade stats: error: {message}", file=sys.stderr)
+    from ._render import clean  # a file name or a line from the log may carry terminal escapes
+
+    print(f"cascade stats: error: {clean(message)}", file=sys.stderr)
     return EXIT_USAGE
 
 

@@ -35,6 +35,8 @@ class Table:
     title: str
     headers: Sequence[str]
     rows: list[list[str]]
+    left: int = 1
+    """Leading text columns (left-aligned); the rest are figures (right-aligned)."""
 
 
 def pct(x: float | None) -> str:
@@ -165,6 +167,7 @@ def reasons_per_rung(d: dict[str, Any]) -> Table | None:
         "Escalation reasons per rung (visits that escalated, errored or were skipped)",
         ["rung", "reason", "count", "per visit", "of rung's"],
         rows,
+        left=2,
     )
 
 
@@ -178,7 +181,10 @@ def scores_per_rung(d: dict[str, Any]) -> Table | None:
     if not rows:
         return None
     return Table(
-        "Validator scores per rung (quantiles)", ["rung", "validator", "n", "p10", "p25", "p50", "p75", "p90"], rows
+        "Validator scores per rung (quantiles)",
+        ["rung", "validator", "n", "p10", "p25", "p50", "p75", "p90"],
+        rows,
+        left=2,
     )
 
 
@@ -200,6 +206,7 @@ def metadata_table(meta: dict[str, Any]) -> Table:
         "By " + ", ".join(f"metadata.{k}" for k in keys) + " (requests)",
         [*keys, "requests", "escalated", "failures", "cost", "$/request", "savings"],
         rows,
+        left=len(keys),
     )
 
 
@@ -219,7 +226,7 @@ def slices_table(sl: dict[str, Any], by: Sequence[str]) -> Table:
         "By " + ", ".join(by) + (" (visits failing with the reason, out of all visits)" if with_reason else " (visits)")
     )
     headers = [*heads, "visits", "escalated"] + ([] if with_reason else ["cost", "top reason"])
-    return Table(title, headers, rows)
+    return Table(title, headers, rows, left=len(by))
 
 
 def _p(p: float) -> str:
@@ -258,6 +265,7 @@ def drift_tables(cmp: dict[str, Any]) -> list[Table]:
             f"({pw.get('requests', 0):,} requests)",
             ["rung", "metric", "before", "after", "change", "p", "status"],
             rows,
+            left=2,
         )
     ]
     where = []
@@ -274,6 +282,7 @@ def drift_tables(cmp: dict[str, Any]) -> list[Table]:
                 "Drift: where (slices of each drifted rate, ranked by their contribution to its change)",
                 ["scope", "slice", "before", "after", "contrib.", "p", "status"],
                 where,
+                left=2,
             )
         )
     return out
@@ -346,12 +355,13 @@ def fit(t: Table, width: int, pad: int) -> list[Table]:
         used += widths[i]
     title = clean(t.title)
     if len(groups) == 1:
-        return [Table(title, heads, rows)]
+        return [Table(title, heads, rows, t.left)]
     return [
         Table(
             f"{title} ({n + 1}/{len(groups)})",
             [heads[0], *[heads[i] for i in g]],
             [[r[0], *[r[i] for i in g]] for r in rows],
+            1 + sum(1 for i in g if i < t.left),
         )
         for n, g in enumerate(groups)
     ]
@@ -391,7 +401,7 @@ def render(d: dict[str, Any], by: Sequence[str] = (), stream: TextIO | None = No
             for part in fit(t, width, 3):
                 rt = RichTable(title=Text(part.title), title_justify="left")
                 for i, h in enumerate(part.headers):
-                    rt.add_column(Text(h), justify="left" if i == 0 else "right")
+                    rt.add_column(Text(h), justify="left" if i < part.left else "right")
                 for row in part.rows:
                     rt.add_row(*(Text(c) for c in row))
                 console.print(rt)
@@ -409,7 +419,7 @@ def _plain(t: Table, width: int = WIDTH) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(t.headers))]
     lines = _wrap(t.title, width)
     for n, row in enumerate(cells):
-        padded = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        padded = [c.ljust(w) if i < t.left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
         lines.append("  ".join(padded).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))

@@ -160,10 +160,15 @@ def test_the_page_renders_without_console_errors_and_shows_the_json_numbers(
     for path, shown in dom.figures:
         check_shown(path, shown, resolve(data, path))
 
-    tl = data["timeline"]
     from cascade.stats._timeline import runs
 
-    lines = sum(1 for s in tl["series"] for r in runs(s["points"], tl["bucket_s"]) if len(r) > 1)
+    lines = sum(
+        1
+        for tl in (data["timeline"], data["timeline_by"])
+        for s in tl["series"]
+        for r in runs(s["points"], tl["bucket_s"])
+        if len(r) > 1
+    )
     assert dom.classes.get("polyline.run") == lines and dom.classes.get("polygon.band", 0) >= lines
     assert run.stdout.count('class="summary"') == sum(e["flagged"] for e in data["compare"]["explanations"])
 

@@ -129,6 +129,9 @@ def test_drift_says_where_with_the_test_behind_it(capsys: CapSys, real_log: Path
     # the contributions split the rung's change exactly
     assert math.isclose(sum(s["contribution"] for s in small["slices"]), small["change"], abs_tol=1e-5)
     assert top["contribution"] / small["change"] > 0.8
+    for s in small["slices"]:  # each contribution = rate effect + traffic-mix effect, exactly
+        assert math.isclose(s["rate_effect"] + s["mix_effect"], s["contribution"], abs_tol=2e-6)
+    assert top["rate_effect"] > 0.15 and abs(top["mix_effect"]) < 0.03  # chat failed more; its traffic held
     assert "task=chat" in small["summary"] and "p<0.0001" in small["summary"] and "flat" in small["summary"]
     reasons = {s["key"]["reason"]: s for s in small["reasons"]}
     assert reasons["schema_invalid"]["significant"] and reasons["schema_invalid"]["contribution"] > 0
@@ -297,7 +300,9 @@ def test_timeline_buckets_bands_and_pauses(tmp_path: Path, capsys: CapSys, real_
 def test_by_and_compare_change_the_timeline_and_the_plot(tmp_path: Path, capsys: CapSys, real_log: Path) -> None:
     pngs = [tmp_path / f"{i}.png" for i in range(3)]
     default = stats_json(capsys, str(real_log), "--plot", str(pngs[0]))["timeline"]
-    by_task = stats_json(capsys, str(real_log), "--plot", str(pngs[1]), "--by", "metadata.task")["timeline"]
+    with_by = stats_json(capsys, str(real_log), "--plot", str(pngs[1]), "--by", "metadata.task")
+    assert with_by["timeline"] == default  # the per-rung chart stays; the slices get their own
+    by_task = with_by["timeline_by"]
     stats_json(capsys, str(real_log), "--plot", str(pngs[2]), *HOUR)
     assert [s["label"] for s in default["series"]] == ["rung=small", "rung=medium", "rung=large"]
     assert by_task["unit"] == "request" and {s["label"] for s in by_task["series"]} == {
@@ -368,7 +373,7 @@ def test_reason_series_count_each_rungs_reasons_out_of_its_visits(
     tmp_path: Path, capsys: CapSys, real_log: Path
 ) -> None:
     d = stats_json(capsys, str(real_log), "--by", "rung,reason", "--html", str(tmp_path / "r.html"))
-    series = d["timeline"]["series"]
+    series = d["timeline_by"]["series"]
     assert series[0]["label"] == "rung=small reason=low_confidence"  # the busiest rung's commonest reason first
     for s in series:
         rung, reason = s["key"]["rung"], s["key"]["reason"]

@@ -41,6 +41,7 @@ def _slice(
     r1, r2 = _rate(x1, n1), _rate(x2, n2)
     p = two_proportion(x1, n1, x2, n2)
     contribution = (x2 / totals[1] if totals[1] else 0.0) - (x1 / totals[0] if totals[0] else 0.0)
+    rate_effect, mix_effect = _split(a, b, totals)
     moved = r1 is not None and r2 is not None and abs(r2 - r1) >= th.rate
     enough = min(n1, n2) >= th.min_count
     significant = enough and moved and p < th.alpha
@@ -55,9 +56,27 @@ def _slice(
         "p_value": round(p, 6),
         "contribution": round(contribution, 6),
         "share_of_change": None if abs(change) < 1e-12 else round(contribution / change, 6),
+        "rate_effect": round(rate_effect, 6),
+        "mix_effect": round(mix_effect, 6),
         "significant": significant,
         "note": "moved" if significant else "insufficient data" if not enough else "flat",
     }
+
+
+def _split(a: tuple[int, int], b: tuple[int, int], totals: tuple[int, int]) -> tuple[float, float]:
+    """The contribution ``w2 r2 - w1 r1`` as ``(rate effect, mix effect)``: ``mean(w) * (r2 - r1)``, the
+    slice failing more or less often, plus ``mean(r) * (w2 - w1)``, the slice's share of the traffic
+    growing or shrinking. The two add up to the contribution exactly."""
+    (x1, n1), (x2, n2) = a, b
+    w1 = n1 / totals[0] if totals[0] else 0.0
+    w2 = n2 / totals[1] if totals[1] else 0.0
+    r1 = x1 / n1 if n1 else None
+    r2 = x2 / n2 if n2 else None
+    before = r1 if r1 is not None else r2  # a slice absent from one window: all of its contribution is mix
+    after = r2 if r2 is not None else r1
+    if before is None or after is None:
+        return 0.0, 0.0
+    return (w1 + w2) / 2 * (after - before), (before + after) / 2 * (w2 - w1)
 
 
 def _visit_slices(stats: Stats, rung: str) -> dict[tuple[str, ...], VisitAgg]:

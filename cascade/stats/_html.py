@@ -95,8 +95,8 @@ def _gap_text(seconds: float) -> str:
     return f"{seconds:.0f} s gap"
 
 
-def timeline_svg(d: dict[str, Any]) -> str:
-    tl = d.get("timeline")
+def timeline_svg(d: dict[str, Any], key: str = "timeline") -> str:
+    tl = d.get(key)
     if not tl or not tl["series"]:
         return "<p class='note'>No events to draw over time.</p>"
     w, h, left, right, top, bottom, gap = 960, 300, 46, 12, 12, 46, 34
@@ -433,7 +433,12 @@ def render_html(d: dict[str, Any]) -> str:
     sections = [
         ("Overview", cards(d)),
         *(drift if d.get("compare") else []),  # when compared, the finding comes first
-        ("Escalation rate over time", timeline_svg(d)),
+        ("Escalation rate per rung over time", timeline_svg(d)),
+        *(
+            [(f"Escalation rate over time by {', '.join(d['by'])}", timeline_svg(d, "timeline_by"))]
+            if d.get("timeline_by")
+            else []
+        ),
         ("Cost: the cascade against the top rung alone", cost_svg(d)),
         ("Rungs", rungs_table(d)),
         ("Escalation reasons per rung", reasons_html(d)),

@@ -3,7 +3,8 @@
 The time axis follows the report's ``timeline`` (see :mod:`._timeline`): buckets sized to the data, a
 95% band around each rate, a line only between adjacent busy buckets, and one panel per segment of the
 log, so two runs a day apart are two panels side by side rather than two specks joined by a line.
-``--by`` picks the series, ``--compare`` shades the two windows and prints where the drift came from.
+``--by`` picks the series (``timeline_by``; per rung without it), ``--compare`` shades the two windows
+and prints where the drift came from.
 """
 
 from __future__ import annotations
@@ -40,7 +41,11 @@ def plot(data: dict[str, Any], path: str) -> None:
     except ImportError:
         raise PlotUnavailable("--plot needs matplotlib: pip install 'cascade-router[plot]'") from None
 
-    tl = data.get("timeline") or {"segments": [], "series": [], "bucket_s": None, "unit": "visit", "dims": ["rung"]}
+    tl = (
+        data.get("timeline_by")
+        or data.get("timeline")
+        or {"segments": [], "series": [], "bucket_s": None, "unit": "visit", "dims": ["rung"]}
+    )
     segments = tl["segments"] if 0 < len(tl["segments"]) <= MAX_PANELS else []
     if not segments and tl["series"]:
         ts = [p["t"] for s in tl["series"] for p in s["points"]]

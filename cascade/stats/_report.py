@@ -73,7 +73,8 @@ def build_report(
     series: bool = False,
 ) -> Report:
     """The full report; raises ``LogFileError`` for a file that cannot be opened. ``series`` adds the
-    ``timeline`` (escalation rate over time, for the plot and the HTML report). ``group_by`` (a metadata
+    ``timeline`` (escalation rate over time per rung, for the plot and the HTML report) and, with ``by``,
+    ``timeline_by`` (the same per ``by`` slice). ``group_by`` (a metadata
     key) and ``by_model`` are the older spelling of ``by``."""
     if by is None:
         by = By(tuple(([f"metadata.{group_by}"] if group_by else []) + (["model"] if by_model else [])))
@@ -88,7 +89,8 @@ def build_report(
     stats = Stats(by)
     prev = Stats(by) if cut else None
     cur = Stats(by) if cut else None
-    plot = Timeline(bounds[0], bounds[1], by) if series and bounds else None
+    plot = Timeline(bounds[0], bounds[1]) if series and bounds else None
+    plot_by = Timeline(bounds[0], bounds[1], by) if series and bounds and by.dims and by.dims != ("rung",) else None
     bad = _Bad()
     other = 0
 
@@ -103,6 +105,8 @@ def build_report(
         stats.add(e)
         if plot is not None:
             plot.add(e)
+        if plot_by is not None:
+            plot_by.add(e)
         if cut is not None and prev is not None and cur is not None:
             if cut[1] < ts <= cut[2]:
                 cur.add(e)
@@ -122,6 +126,7 @@ def build_report(
     data["compare"] = None
     if series:
         data["timeline"] = plot.build() if plot is not None else None
+        data["timeline_by"] = plot_by.build() if plot_by is not None else None
     if window is not None:
         th = thresholds or Thresholds()
         findings = compare(prev, cur, th) if prev is not None and cur is not None else []

@@ -49,7 +49,7 @@ def sink() -> Iterator[tuple[PrometheusSink, int]]:
 def prometheus(sink: tuple[PrometheusSink, int], tmp_path: Path) -> Iterator[httpx.Client]:
     binary = shutil.which("prometheus")
     if binary is None:
-        pytest.skip("prometheus not found: Debian's prometheus package is not installed (make test-deps-prometheus)")
+        pytest.skip("prometheus not found: Debian's prometheus package is not installed (make test-deps)")
     config = tmp_path / "prometheus.yml"
     config.write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"

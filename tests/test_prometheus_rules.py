@@ -22,7 +22,7 @@ SHIPPED = Path(str(files("cascade.metrics")))
 def promtool() -> str:
     path = shutil.which("promtool")
     if path is None:
-        pytest.skip("promtool not found: Debian's prometheus package is not installed (make test-deps-prometheus)")
+        pytest.skip("promtool not found: Debian's prometheus package is not installed (make test-deps)")
     return path
 
 

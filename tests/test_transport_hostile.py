@@ -7,9 +7,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import subprocess
+import sys
 import threading
 import tracemalloc
 import zlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,7 +20,6 @@ import pytest
 from hostile import RawRequest, answer, completion_body, continue_flood, gzip_bomb, hostile, response, trickle_headers
 
 from cascade import Cascade, OpenAICompatible, RetryPolicy, Rung
-from cascade.testing import Reply, TestServer
 
 MSG = [{"role": "user", "content": "hi"}]
 ONCE = RetryPolicy(attempts=1)
@@ -94,6 +96,19 @@ def fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+@pytest.fixture(scope="module")
+def remote() -> Iterator[str]:
+    """A test server in its own process: every fd this process holds is then the client's."""
+    proc = subprocess.Popen([sys.executable, "-m", "cascade.testing", "--port", "0"], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    url = proc.stdout.readline().strip()
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 @pytest.fixture
 def fd_baseline() -> int:
     if not os.path.isdir("/proc/self/fd"):
@@ -102,11 +117,10 @@ def fd_baseline() -> int:
     return fds()
 
 
-def test_short_lived_threads_calling_run_sync_leave_no_fds_behind(server: TestServer, fd_baseline: int) -> None:
+def test_short_lived_threads_calling_run_sync_leave_no_fds_behind(remote: str, fd_baseline: int) -> None:
     """The review's 100 threads left 420 fds open (each thread's loop: epoll, self-pipe, sockets),
     416 of them even after close(): a pool kept its loop alive."""
-    server.default(Reply(content="ok"))
-    c = Cascade(one_rung(OpenAICompatible(server.base_url)))
+    c = Cascade(one_rung(OpenAICompatible(remote)))
     outputs: list[str | None] = []
 
     def call() -> None:
@@ -126,10 +140,9 @@ def test_short_lived_threads_calling_run_sync_leave_no_fds_behind(server: TestSe
     assert fds() - fd_baseline <= 2
 
 
-def test_close_releases_the_loops_of_threads_still_alive(server: TestServer, fd_baseline: int) -> None:
+def test_close_releases_the_loops_of_threads_still_alive(remote: str, fd_baseline: int) -> None:
     """Pool threads stay alive between tasks: their loops and connections are released by close()."""
-    server.default(Reply(content="ok"))
-    c = Cascade(one_rung(OpenAICompatible(server.base_url)))
+    c = Cascade(one_rung(OpenAICompatible(remote)))
     with ThreadPoolExecutor(8) as pool:
         assert list(pool.map(lambda _: c.run_sync(MSG).output, range(32))) == ["ok"] * 32
         assert fds() - fd_baseline >= 8  # 8 live threads, each with a loop and a connection

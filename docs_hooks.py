@@ -7,9 +7,11 @@ A page asks for one with a line ``<!-- generated: NAME -->``; NAME is a key of `
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import re
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -25,23 +27,59 @@ def cli_reference() -> str:
     os.environ["COLUMNS"] = "100"  # argparse wraps at the terminal's width: make the page the same everywhere
     parser = build_parser()
     parts = ["```text", parser.format_help().rstrip(), "```"]
-    for action in parser._subparsers._group_actions if parser._subparsers else []:  # noqa: SLF001
-        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+    for action in parser._subparsers._group_actions if parser._subparsers else []:
+        if isinstance(action, argparse._SubParsersAction):
             for name, sub in action.choices.items():
                 parts += ["", f"## `cascade {name}`", "", "```text", sub.format_help().rstrip(), "```"]
     return "\n".join(parts)
 
 
+def _type_name(hint: Any) -> str:
+    """A field's type as a reader of the log sees it (``str | None``, ``list[VerdictRecord]``)."""
+    text = hint.__name__ if isinstance(hint, type) and not getattr(hint, "__args__", None) else repr(hint)
+    text = re.sub(r"\btyping(_extensions)?\.", "", text).replace("NoneType", "None")
+    text = re.sub(r"cascade\._events\.", "", text)
+    return re.sub(r"Literal\[([^\]]*)\]", lambda m: " | ".join(m.group(1).split(", ")), text)
+
+
+def _fields_table(cls: Any) -> str:
+    from pydantic import TypeAdapter
+
+    hints = typing.get_type_hints(cls)
+    required = set(TypeAdapter(cls).json_schema().get("required", ()))
+    rows = ["| field | type | |", "|---|---|---|"]
+    for name, hint in hints.items():
+        rows.append(f"| `{name}` | `{_type_name(hint)}` | {'' if name in required else 'optional'} |")
+    return "\n".join(rows)
+
+
 def event_schema() -> str:
-    """The escalation log's events: the JSON Schema derived from the typed definitions when the package
-    has them, else the schema as ``cascade._events`` states it."""
+    """One table per event kind and per record they carry, from the TypedDicts of ``cascade._events``,
+    then the JSON Schema that ``event_json_schema()`` derives from them."""
     from cascade import _events
 
-    derive: Callable[[], Any] | None = getattr(_events, "event_json_schema", None)
-    if derive is not None:
-        return "```json\n" + json.dumps(derive(), indent=2, sort_keys=False) + "\n```"
-    doc = (_events.__doc__ or "").strip()
-    return f"Schema version {_events.SCHEMA_VERSION}, as defined in `cascade/_events.py`:\n\n```text\n{doc}\n```"
+    parts = [f"Schema version **{_events.SCHEMA_VERSION}** (the `v` field of every event)."]
+    records: dict[str, Any] = {}
+    for kind, cls in _events.EVENT_TYPES.items():
+        doc = inspect.cleandoc(cls.__doc__ or "") if cls.__doc__ != dict.__doc__ else ""
+        parts += ["", f"### `{kind}`", "", doc, "", _fields_table(cls)]
+        for hint in typing.get_type_hints(cls).values():
+            for name in re.findall(r"\b([A-Z]\w+Record)\b", _type_name(hint)):
+                records[name] = getattr(_events, name)
+    for name, cls in records.items():
+        parts += ["", f"### `{name}`", "", inspect.cleandoc(cls.__doc__ or ""), "", _fields_table(cls)]
+    schema = json.dumps(_events.event_json_schema(), indent=2)
+    parts += [
+        "",
+        "### The JSON Schema",
+        "",
+        "Derived by `cascade._events.event_json_schema()`:",
+        "",
+        "```json",
+        schema,
+        "```",
+    ]
+    return "\n".join(parts)
 
 
 GENERATORS: dict[str, Callable[[], str]] = {"cli": cli_reference, "events": event_schema}

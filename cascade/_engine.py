@@ -8,7 +8,7 @@ import os
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic import ValidationError
 
@@ -23,9 +23,12 @@ from ._ledger import Budget, TokenCounter, prompt_token_bound
 from ._logs._resume import Resume
 from ._result import CascadeResult
 from ._sinks import EventLog, EventSink, Processor, add_timestamp, make_sink
-from ._types import Message, Validator
+from ._types import Message
 from ._walk import Request, Walker
 from .validators._base import as_validator
+
+if TYPE_CHECKING:
+    from .validators._base import CheckSpec
 
 OnExhausted = Literal["raise", "best_effort"]
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
@@ -50,7 +53,7 @@ class Cascade:
         self,
         ladder: Ladder | Sequence[Rung],
         *,
-        validators: Validator | Sequence[Validator] | None = None,
+        validators: CheckSpec | Sequence[CheckSpec] | None = None,
         budget_usd: float | None = None,
         on_exhausted: OnExhausted = "raise",
         log: Any = None,

@@ -17,6 +17,7 @@ import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
 import pytest
 
 from cascade.testing import Reply, TestServer
@@ -60,7 +61,13 @@ BLOCKS = runnable_blocks()
 def ticket_reply() -> Reply:
     """``{"label":"billing"}``, the label's first token at probability 0.6 against 0.4 for "refund"."""
     sure, other = math.log(0.6), math.log(0.4)
-    tokens = [('{"', 0.0, {}), ("label", 0.0, {}), ('":"', 0.0, {}), ("billing", sure, {"refund": other}), ('"}', 0.0, {})]
+    tokens = [
+        ('{"', 0.0, {}),
+        ("label", 0.0, {}),
+        ('":"', 0.0, {}),
+        ("billing", sure, {"refund": other}),
+        ('"}', 0.0, {}),
+    ]
     return Reply(content='{"label":"billing"}', logprobs=tokens)
 
 
@@ -78,9 +85,13 @@ def test_the_docs_have_runnable_blocks() -> None:
 
 
 def test_the_collector_reads_fences_as_written(tmp_path: Path) -> None:
-    text = '```python\nnot me\n```\n\n```python runnable\nx = 1\n```\n\n  ```python runnable local\n  y = 2\n  ```\n'
+    text = "```python\nnot me\n```\n\n```python runnable\nx = 1\n```\n\n  ```python runnable local\n  y = 2\n  ```\n"
     found = [(m.group("info").split(), m.group("body")) for m in FENCE.finditer(text)]
-    assert found == [(["python"], "not me\n"), (["python", "runnable"], "x = 1\n"), (["python", "runnable", "local"], "  y = 2\n")]
+    assert found == [
+        (["python"], "not me\n"),
+        (["python", "runnable"], "x = 1\n"),
+        (["python", "runnable", "local"], "  y = 2\n"),
+    ]
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])

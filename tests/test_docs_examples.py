@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from cascade import CascadeResult
 from cascade.testing import Reply, TestServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,7 +103,7 @@ def test_runnable_block(block: Block, models: TestServer, monkeypatch: pytest.Mo
         try:
             check_available()
         except LocalLadderUnavailable as exc:
-            pytest.skip(f"{block.id} needs the offline model ladder: {exc}")
+            pytest.skip(f"{block.id} needs the offline model ladder: {str(exc)[:240]}")
     models.reset()
     models.default(ticket_reply())
     monkeypatch.setenv("OPENAI_BASE_URL", models.base_url)
@@ -112,4 +113,7 @@ def test_runnable_block(block: Block, models: TestServer, monkeypatch: pytest.Mo
     monkeypatch.setitem(sys.modules, module.__name__, module)
     exec(compile(block.code, f"{block.id} (runnable block)", "exec"), module.__dict__)
     assert not models.errors, models.errors
+    result = module.__dict__.get("result")
+    if isinstance(result, CascadeResult):  # an example returns the answer it paid for
+        assert result.accepted and result.output is not None, result
     assert os.getcwd() == str(tmp_path)

@@ -14,6 +14,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cascade.replay._cli",
     "cascade.replay._record",
     "cascade.demo._cli",
+    "cascade._logs._cli",
 )
 
 

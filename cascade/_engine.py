@@ -24,10 +24,10 @@ from ._result import CascadeResult, T
 from ._sinks import EventLog, EventSink, Processor, add_timestamp, make_sink
 from ._types import Message
 from ._walk import Request, Walker
-from .validators._base import as_validator
+from .validators._spec import as_validator
 
 if TYPE_CHECKING:
-    from .validators._base import CheckSpec
+    from .validators._spec import CheckSpec
 
 OnExhausted = Literal["raise", "best_effort"]
 DEFAULT_SAMPLE_TEMPERATURE = 0.7

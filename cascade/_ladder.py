@@ -17,7 +17,7 @@ from ._config import CircuitBreaker, RequestParams, RetryPolicy, Settings
 from ._errors import ConfigError
 from ._providers._base import Provider
 from ._types import Validator
-from .validators._base import as_validator
+from .validators._spec import as_validator
 
 
 class Rung(Settings):

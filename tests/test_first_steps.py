@@ -8,7 +8,7 @@ import math
 from typing import Any, Literal
 
 import pytest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from cascade import Cascade, CascadeExhausted, ConfigError, Ladder, OpenAICompatible, Rung
 from cascade.testing import Reply, TestServer
@@ -122,7 +122,7 @@ def test_something_that_is_not_a_check_is_refused_before_any_call(server: TestSe
     with pytest.raises(ConfigError, match=r"^validators\[1\]: expected a check") as info:
         Cascade(two_rungs(server), validators=[JsonSchema(Ticket), bad])  # type: ignore[list-item]
     assert "\n" not in str(info.value)
-    with pytest.raises(ValidationError, match=r"validators\[0\]: expected a check"):
+    with pytest.raises(ConfigError, match=r"validators\[0\]: expected a check"):
         Rung(name="r", provider=OpenAICompatible(server.base_url), model="m", price_in=0, price_out=0, validators=[bad])
     assert server.requests == []
 

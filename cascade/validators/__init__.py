@@ -9,7 +9,6 @@ from ._base import (
     CheckFn,
     Validator,
     Verdict,
-    as_validator,
     check,
     run_validator,
 )
@@ -20,6 +19,7 @@ from ._feedback import feedback_message, reask_messages
 from ._jsontext import find_json
 from ._regex import Regex
 from ._schema import AnswerInvalid, JsonSchema, schema_of
+from ._spec import CheckSpec, as_validator
 
 __all__ = [
     "AllOf",
@@ -29,6 +29,7 @@ __all__ = [
     "Candidate",
     "Check",
     "CheckFn",
+    "CheckSpec",
     "Choice",
     "Confidence",
     "JsonSchema",

@@ -8,19 +8,11 @@ A validator looks at one candidate answer and returns a :class:`~cascade.Verdict
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, overload
+from collections.abc import Awaitable, Callable
+from typing import overload
 
-from .._errors import CascadeError, ConfigError
+from .._errors import CascadeError
 from .._types import Candidate, Validator, Verdict
-
-if TYPE_CHECKING:
-    from typing import TypeAlias
-
-    from pydantic import BaseModel
-
-    CheckSpec: TypeAlias = Validator | type[BaseModel] | Mapping[str, Any]
-    """What ``validators=`` takes: a check, or a pydantic model / JSON-schema dict meaning ``JsonSchema(it)``."""
 
 CheckFn = Callable[[Candidate], bool | Verdict | Awaitable[bool | Verdict]]
 """A function of the candidate that :func:`check` turns into a validator."""
@@ -34,7 +26,6 @@ __all__ = [
     "CheckFn",
     "Validator",
     "Verdict",
-    "as_validator",
     "check",
     "hard_checks",
     "run_validator",
@@ -204,35 +195,6 @@ def check(fn: CheckFn | None = None, *, name: str | None = None) -> Check | Call
         return Check(f, name or str(getattr(f, "__name__", "check")))
 
     return wrap(fn) if fn is not None else wrap
-
-
-def _one(item: object, where: str) -> Validator:
-    """A validator, or a pydantic model class / JSON-schema dict taken as ``JsonSchema(item)``."""
-    from pydantic import BaseModel
-
-    from ._schema import JsonSchema
-
-    if isinstance(item, type) and issubclass(item, BaseModel):
-        return JsonSchema(item)
-    if isinstance(item, Mapping):
-        return JsonSchema(dict(item))
-    if isinstance(item, type) or not callable(getattr(item, "validate", None)):
-        raise ConfigError(f"{where}: expected a check (an object with validate(candidate)), got {item!r:.100}")
-    return item  # type: ignore[return-value]  # it has validate(): the protocol's one method
-
-
-def as_validator(validators: object, where: str = "validators") -> Validator | None:
-    """Normalise ``validators=`` (one check, a list meaning all-of, or None). A pydantic model class or a
-    JSON-schema dict stands for ``JsonSchema(it)``; anything else that is not a check is refused here,
-    before a call is paid for, with a ``ConfigError`` naming it."""
-    if validators is None:
-        return None
-    if isinstance(validators, Sequence) and not isinstance(validators, str):
-        items = [_one(v, f"{where}[{i}]") for i, v in enumerate(validators)]
-        if not items:
-            return AllOf()
-        return items[0] if len(items) == 1 else AllOf(*items)
-    return _one(validators, where)
 
 
 def hard_checks(check: Validator | None) -> Validator | None:

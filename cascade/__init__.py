@@ -19,7 +19,7 @@ from ._ladder import Ladder, RequestParams, RetryPolicy, Rung
 from ._openai import OpenAICompatible
 from ._provider import Provider
 from ._result import Attempt, CascadeResult
-from ._types import Completion, CompletionRequest, TokenLogprob
+from ._types import Completion, CompletionRequest, TokenLogprob, ToolCall
 
 __version__ = "0.1.0"
 
@@ -50,5 +50,6 @@ __all__ = [
     "SkipIdle",
     "StructlogSink",
     "TokenLogprob",
+    "ToolCall",
     "add_timestamp",
 ]

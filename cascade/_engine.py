@@ -293,8 +293,10 @@ class Cascade:
                 return False
             attempt.verdicts = verdict.leaves()
             attempt.output = candidate.text
+            attempt.tool_calls = completion.tool_calls
             if verdict.passed:
                 req.result.output = candidate.text
+                req.result.tool_calls = completion.tool_calls
                 req.result.parsed = candidate.parsed if candidate.parsed is not None else verdict.value
                 req.result.answered_by = rung.name
                 req.result.accepted = True
@@ -480,7 +482,7 @@ class Cascade:
             if self.on_exhausted == "best_effort":
                 last = next((a for a in reversed(result.attempts) if a.output is not None), None)
                 if last is not None:
-                    result.output, result.answered_by = last.output, last.rung
+                    result.output, result.answered_by, result.tool_calls = last.output, last.rung, last.tool_calls
         last_reason = next((a.reasons[-1] for a in reversed(result.attempts) if a.reasons), None)
         if error is not None and last_reason is None:
             last_reason = "cancelled" if isinstance(error, asyncio.CancelledError) else "error"

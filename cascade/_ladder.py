@@ -19,7 +19,8 @@ from .validators._base import Validator, as_validator
 
 class RequestParams(BaseModel):
     """Request parameters sent with every call of a rung (OpenAI names). Unknown names are refused;
-    put provider-specific ones in ``extra``."""
+    put provider-specific ones in ``extra``. ``n`` is 1 or unset: the cascade checks and returns one
+    answer per request (ask several requests for several checked answers)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
@@ -31,6 +32,11 @@ class RequestParams(BaseModel):
     stop: str | list[str] | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    n: int | None = Field(default=None, ge=1, le=1)
+    user: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
 
     def to_wire(self) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ._types import ToolCall
 from .validators._base import Verdict
 
 AttemptOutcome = Literal["accepted", "escalated", "reask", "error", "skipped"]
@@ -29,6 +30,7 @@ class Attempt:
     retries: int = 0
     error: dict[str, Any] | None = None
     output: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +48,7 @@ class Attempt:
             "retries": self.retries,
             "error": self.error,
             "output": self.output,
+            "tool_calls": [c.as_dict() for c in self.tool_calls],
         }
 
 
@@ -67,6 +70,8 @@ class CascadeResult:
     metadata: dict[str, Any] = field(default_factory=dict)
     resumed: bool = False
     """True when rebuilt from the log of an earlier run (``map(..., resume_from=...)``), not run now."""
+    tool_calls: tuple[ToolCall, ...] = ()
+    """The function calls of the accepted (or best-effort) answer."""
 
     @property
     def tokens_in(self) -> int:
@@ -91,4 +96,5 @@ class CascadeResult:
             "error": self.error,
             "metadata": self.metadata,
             "resumed": self.resumed,
+            "tool_calls": [c.as_dict() for c in self.tool_calls],
         }

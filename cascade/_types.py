@@ -24,6 +24,20 @@ class TokenLogprob:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One function call the model asked for: ``arguments`` is the JSON text as the model wrote it
+    (it may not parse: checking it is a validator's job, see ``cascade.validators.ToolCalls``)."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The OpenAI wire shape of the call."""
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+
+
+@dataclass(frozen=True, slots=True)
 class CompletionRequest:
     """What the engine asks a provider for: one chat completion on one model."""
 
@@ -40,7 +54,8 @@ class Completion:
     costs); otherwise the engine prices ``tokens_in``/``tokens_out`` at the rung's prices.
     ``confidence`` is a provider-reported confidence in [0, 1] where there are no token logprobs.
     ``tokens_in``/``tokens_out`` of -1 mean the provider reported no usage: the engine then charges
-    an upper bound rather than nothing.
+    an upper bound rather than nothing. ``tool_calls`` are the function calls the model asked for
+    (``finish_reason`` is then usually ``"tool_calls"`` and ``text`` may be empty).
     """
 
     text: str
@@ -52,3 +67,4 @@ class Completion:
     cost_usd: float | None = None
     confidence: float | None = None
     latency_ms: float | None = None
+    tool_calls: tuple[ToolCall, ...] = ()

@@ -19,6 +19,7 @@ from ._feedback import feedback_message, reask_messages
 from ._jsontext import find_json
 from ._regex import Regex
 from ._schema import AnswerInvalid, JsonSchema, schema_of
+from ._tools import ToolCalls
 
 __all__ = [
     "AllOf",
@@ -32,6 +33,7 @@ __all__ = [
     "JsonSchema",
     "Regex",
     "SelfConsistency",
+    "ToolCalls",
     "Validator",
     "Verdict",
     "as_validator",

@@ -1,0 +1,200 @@
+"""What a gateway serves and how it answers: named cascades, the keys that may call them, what an
+unsatisfiable request gets, and the shared state. Framework-free; ``_app`` puts it on HTTP."""
+
+from __future__ import annotations
+
+import datetime
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from .._engine import Cascade
+from .._errors import CascadeError, CascadeExhausted, ConfigError, ProviderError, RequestError
+from .._events import MultiSink
+from .._result import CascadeResult
+from ._keys import ApiKey, KeyRing
+from ._state import MemoryState, StateStore
+from ._wire import Answer, ChatRequest, WireError, account, answer_of, headers_of
+
+OnExhausted = Literal["error", "best_effort"]
+MODEL_PREFIX = "cascade/"
+DAY_S = 86_400
+
+
+class Gateway:
+    """The cascades behind one OpenAI-compatible endpoint; each is the model ``cascade/<name>``.
+
+    ``keys`` (a :class:`KeyRing` or a list of :class:`ApiKey`) are the bearer keys accepted; None serves
+    anyone (only allowed on loopback by ``cascade serve``). ``on_exhausted``: when no rung accepts,
+    ``"error"`` answers HTTP 422 in OpenAI's error shape with each attempt's reasons; ``"best_effort"``
+    returns the strongest answer with ``cascade.accepted: false`` and ``x-cascade-accepted: false``.
+    A key with ``daily_usd`` runs each request under a budget of what is left of its day, at most
+    ``request_reserve_usd`` (or the cascade's own ``budget_usd``): reserved before, settled after, so
+    concurrent requests never spend past the cap. ``state`` (default in memory; :class:`RedisState` for
+    several replicas) holds the spend.
+    """
+
+    def __init__(
+        self,
+        cascades: Cascade | Mapping[str, Cascade],
+        *,
+        keys: KeyRing | Sequence[ApiKey] | None = None,
+        on_exhausted: OnExhausted = "error",
+        state: StateStore | None = None,
+        request_reserve_usd: float = 0.10,
+        metrics: bool = True,
+    ) -> None:
+        named = {"default": cascades} if isinstance(cascades, Cascade) else dict(cascades)
+        if not named:
+            raise ConfigError("cascades: a gateway needs at least one cascade, got none")
+        for name, cascade in named.items():
+            if not isinstance(cascade, Cascade):
+                raise ConfigError(f"cascades.{name}: expected a Cascade, got {type(cascade).__name__}")
+        self.cascades = {_model_name(n): c for n, c in named.items()}
+        self.keys = keys if isinstance(keys, KeyRing) or keys is None else KeyRing(keys)
+        if on_exhausted not in ("error", "best_effort"):
+            raise ConfigError(f"on_exhausted: expected 'error' or 'best_effort', got {on_exhausted!r}")
+        self.on_exhausted: OnExhausted = on_exhausted
+        self.state: StateStore = state if state is not None else MemoryState()
+        if not request_reserve_usd > 0:
+            raise ConfigError(f"request_reserve_usd: expected a number > 0 (USD), got {request_reserve_usd!r}")
+        self.request_reserve_usd = request_reserve_usd
+        self.registry: Any = None
+        if metrics:
+            self._attach_metrics()
+
+    def __repr__(self) -> str:
+        return f"Gateway(models={list(self.cascades)!r}, keys={self.keys!r}, state={self.state!r})"
+
+    def _attach_metrics(self) -> None:
+        """One Prometheus registry for the gateway, fed by every cascade's events (``/metrics``)."""
+        try:
+            from prometheus_client import CollectorRegistry
+        except ImportError:
+            return  # /metrics then says how to install it
+        from ..metrics import PrometheusSink
+
+        self.registry = CollectorRegistry()
+        sink = PrometheusSink(self.registry)
+        for cascade in self.cascades.values():
+            events = cascade.events
+            events.sink = sink if events.sink is None else MultiSink([events.sink, sink])
+
+    # ------------------------------------------------------------------ one request
+
+    def authorize(self, authorization: str | None) -> ApiKey | None:
+        """The caller's key; raises a 401 when keys are required and none matches (never echoing it)."""
+        if self.keys is None:
+            return None
+        key = self.keys.find(authorization)
+        if key is None:
+            raise WireError(401, "missing or unknown API key (Authorization: Bearer csk-...)", code="invalid_api_key")
+        return key
+
+    def cascade_for(self, model: str) -> tuple[str, Cascade]:
+        name = _model_name(model)
+        cascade = self.cascades.get(name)
+        if cascade is None:
+            raise WireError(
+                404,
+                f"model: no cascade named {model!r}; this gateway serves {sorted(self.cascades)}",
+                code="model_not_found",
+                param="model",
+            )
+        return name, cascade
+
+    async def complete(self, chat: ChatRequest, key: ApiKey | None) -> tuple[Answer, dict[str, str]]:
+        """Run the request's cascade; the answer and its headers, or a :class:`WireError`."""
+        name, cascade = self.cascade_for(chat.model)
+        request_id = uuid.uuid4().hex
+        metadata = {**chat.metadata, "gateway_model": name}
+        if key is not None:
+            metadata["api_key"] = key.name
+        account = reserved = None
+        budget = cascade.budget_usd
+        if key is not None and key.daily_usd is not None:
+            account = f"spend:{key.name}:{datetime.datetime.now(datetime.timezone.utc).date().isoformat()}"
+            want = budget if budget is not None else self.request_reserve_usd
+            reserved = await self.state.reserve(account, key.daily_usd, want, 2 * DAY_S)
+            if reserved <= 0:
+                raise WireError(
+                    429,
+                    f"key {key.name!r} has spent its daily cap of ${key.daily_usd}",
+                    type="insufficient_quota",
+                    code="spend_cap_exceeded",
+                )
+            budget = reserved
+        result: CascadeResult | None = None
+        try:
+            result = await self._run(cascade, chat, metadata, budget, request_id)
+        finally:
+            if account is not None and reserved is not None:
+                await self.state.settle(account, reserved, result.cost_usd if result is not None else reserved)
+        return self._answer(cascade, name, result)
+
+    async def _run(
+        self, cascade: Cascade, chat: ChatRequest, metadata: dict[str, Any], budget: float | None, request_id: str
+    ) -> CascadeResult:
+        try:
+            return await cascade.run(
+                chat.messages, metadata=metadata, budget_usd=budget, request_id=request_id, **chat.params
+            )
+        except CascadeExhausted as exc:
+            return exc.result
+        except RequestError as exc:
+            raise WireError(400, str(exc)) from None
+        except ProviderError as exc:  # the provider refused the request itself (kind "caller")
+            raise WireError(
+                400, f"the model refused the request: {exc.message}", code=exc.reason, request_id=request_id
+            ) from None
+        except CascadeError as exc:
+            raise WireError(500, f"{type(exc).__name__}: {exc}", type="server_error", request_id=request_id) from None
+
+    def _answer(self, cascade: Cascade, name: str, result: CascadeResult) -> tuple[Answer, dict[str, str]]:
+        headers = headers_of(result)
+        usable = result.accepted or (self.on_exhausted == "best_effort" and _best_effort(result))
+        if not usable:
+            reasons = sorted({r for a in result.attempts for r in a.reasons})
+            message = (
+                f"no rung of {name} accepted an answer after {len(result.attempts)} attempt(s); "
+                f"reasons: {', '.join(reasons) or 'none'}"
+            )
+            raise WireError(
+                422,
+                message,
+                type="cascade_exhausted",
+                code="cascade_exhausted",
+                reasons=reasons,
+                headers=headers,
+                cascade=account(result, name),
+            )
+        rung = cascade.ladder[result.answered_by] if result.answered_by else cascade.ladder.top
+        return answer_of(result, rung.model, name), headers
+
+    async def models(self) -> dict[str, Any]:
+        created = int(time.time())
+        data = [{"id": n, "object": "model", "created": created, "owned_by": "cascade-router"} for n in self.cascades]
+        return {"object": "list", "data": data}
+
+    async def ready(self) -> bool:
+        return await self.state.ping()
+
+    async def aclose(self) -> None:
+        for cascade in self.cascades.values():
+            await cascade.aclose()
+        await self.state.aclose()
+
+
+def _best_effort(result: CascadeResult) -> bool:
+    """Fill a best-effort answer from the last attempt that produced one; False when none did."""
+    if result.output is None and not result.tool_calls:
+        last = next((a for a in reversed(result.attempts) if a.output is not None), None)
+        if last is None:
+            return False
+        result.output, result.answered_by, result.tool_calls = last.output, last.rung, last.tool_calls
+    return True
+
+
+def _model_name(name: str) -> str:
+    return name if name.startswith(MODEL_PREFIX) else MODEL_PREFIX + name

@@ -320,8 +320,8 @@ def test_a_schema_check_asks_for_json_mode_in_the_providers_style(server: TestSe
     cascade.run_sync(MSG)  # rung "a" accepts
     body = server.requests[0].body
     assert body["response_format"] == {"type": "json_object", "schema": schema}
-    assert "response_format" not in cascade._rung_wire["b"]
-    assert cascade._rung_wire["c"]["response_format"] == own  # the rung's own setting wins
+    assert "response_format" not in cascade.params_for("b")
+    assert cascade.params_for("c")["response_format"] == own  # the rung's own setting wins
     assert OpenAICompatible("https://api.openai.com/v1").json_mode == "openai"
     with pytest.raises(ConfigError, match="json_mode"):
         OpenAICompatible(server.base_url, json_mode="xml")  # type: ignore[arg-type]
@@ -339,8 +339,8 @@ def test_a_confidence_check_asks_the_rung_for_logprobs(server: TestServer) -> No
         ]
     )
     cascade = Cascade(ladder, validators=Confidence(0.5))
-    assert cascade._rung_wire["a"]["logprobs"] is True and cascade._rung_wire["a"]["top_logprobs"] == 10
-    assert cascade._rung_wire["b"]["top_logprobs"] == 3  # the rung's own value wins
+    assert cascade.params_for("a")["logprobs"] is True and cascade.params_for("a")["top_logprobs"] == 10
+    assert cascade.params_for("b")["top_logprobs"] == 3  # the rung's own value wins
     server.default(Reply(content="{}", logprobs=[("{}", -0.01, {"{}": -0.01})]))
     result = cascade.run_sync(MSG)
     assert result.answered_by == "a" and server.requests[0].body["logprobs"] is True

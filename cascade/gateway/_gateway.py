@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 from .._engine import Cascade
 from .._errors import CascadeError, CascadeExhausted, ConfigError, ProviderError, RequestError
-from .._events import MultiSink
 from .._result import CascadeResult
+from .._sinks import MultiSink
 from ._keys import ApiKey, KeyRing
 from ._state import MemoryState, StateStore
 from ._wire import Answer, ChatRequest, WireError, account, answer_of, headers_of

@@ -43,11 +43,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .._anthropic import Anthropic
+from .._config import RequestParams
 from .._engine import Cascade
 from .._errors import ConfigError
-from .._ladder import Ladder, RequestParams, Rung
-from .._openai import OpenAICompatible
+from .._ladder import Ladder, Rung
+from .._providers import Anthropic, OpenAICompatible
 from ..validators import Choice, Confidence, JsonSchema, Regex, ToolCalls, Validator
 from ._keys import ApiKey
 

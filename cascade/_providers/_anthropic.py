@@ -6,9 +6,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ._errors import ProviderError
+from .._errors import ProviderError
+from .._types import Completion, CompletionRequest, ToolCall
 from ._http import HttpProvider, read_usage
-from ._types import Completion, CompletionRequest, ToolCall
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024

@@ -2,6 +2,7 @@
 and account for every call."""
 
 from ._config import CircuitBreaker, RequestParams, RetryPolicy, SkipIdle
+from ._deadline import DeadlineGate
 from ._engine import Cascade
 from ._errors import (
     BudgetExhausted,
@@ -18,6 +19,7 @@ from ._ladder import Ladder, Rung
 from ._providers import Anthropic, FunctionProvider, OpenAICompatible, Provider
 from ._result import Attempt, CascadeResult
 from ._sinks import EventSink, JsonlSink, MemorySink, MultiSink, StructlogSink, add_timestamp
+from ._sticky import StickySessions
 from ._types import Candidate, Completion, CompletionRequest, Step, TokenLogprob, ToolCall, Validator, Verdict
 
 __version__ = "0.1.0"
@@ -38,6 +40,7 @@ __all__ = [
     "Completion",
     "CompletionRequest",
     "ConfigError",
+    "DeadlineGate",
     "EventSink",
     "FunctionProvider",
     "GateContext",
@@ -57,6 +60,7 @@ __all__ = [
     "Skip",
     "SkipIdle",
     "Step",
+    "StickySessions",
     "StructlogSink",
     "TokenLogprob",
     "ToolCall",

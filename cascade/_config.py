@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ._errors import ConfigError, ProviderError
 
-NOT_RUNG_HEALTH = frozenset({"context_length_exceeded", "content_policy"})
-"""Failure reasons about the request, not the rung: they never trip a breaker."""
+NOT_RUNG_HEALTH = frozenset({"context_length_exceeded", "content_policy", "deadline"})
+"""Failure reasons about the request (or its deadline), not the rung: they never trip a breaker."""
 
 
 class RequestParams(BaseModel):

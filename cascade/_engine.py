@@ -6,6 +6,7 @@ import asyncio
 import math
 import os
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, Literal, cast
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 from ._breaker import BreakerGate
 from ._config import CircuitBreaker, RequestParams, SkipIdle
 from ._content import ContentPolicy, LogContent
+from ._deadline import DeadlineGate, check_deadline
 from ._errors import CascadeError, CascadeExhausted, ConfigError, RequestError
 from ._gates import Gates, RungGate
 from ._idle import IdleGate
@@ -44,6 +46,9 @@ class Cascade:
     :class:`SkipIdle`) skips a rung below the top that has stopped accepting, probing it now and then
     (see ``cascade._idle``). ``gates`` are further :class:`~cascade.RungGate` objects asked before every
     rung's call (see ``cascade._gates``); the breaker and ``skip_idle`` are asked first.
+    ``deadline_s`` is a latency budget for each request's whole walk (``run(deadline_s=...)`` per
+    request): rungs whose p95 latency no longer fits are skipped, calls are cut at the time left, and
+    nothing is accepted late (see ``cascade._deadline``).
     """
 
     def __init__(
@@ -62,6 +67,7 @@ class Cascade:
         breaker: CircuitBreaker | None = None,
         skip_idle: SkipIdle | None = None,
         gates: Sequence[RungGate] | None = None,
+        deadline_s: float | None = None,
     ) -> None:
         self.ladder = ladder if isinstance(ladder, Ladder) else Ladder(list(ladder))
         self.validators = as_validator(validators)
@@ -82,7 +88,9 @@ class Cascade:
         self.idle = IdleGate(self._rung_names[:-1], skip_idle, self.events.emit)
         if gates is not None and (isinstance(gates, (str, bytes)) or not isinstance(gates, Sequence)):
             raise ConfigError(f"gates: expected a list of RungGate objects, got {gates!r}")
-        self.gates = Gates([self.breakers, self.idle, *(gates or ())])
+        self.deadline_s = check_deadline(deadline_s, "deadline_s")
+        self.deadline = DeadlineGate()
+        self.gates = Gates([self.breakers, self.idle, self.deadline, *(gates or ())])
         self._walker = Walker(
             self.ladder, self.validators, self.gates, self.events, self.content, token_counter, sample_temperature
         )
@@ -99,10 +107,18 @@ class Cascade:
         metadata: Mapping[str, Any] | None = None,
         budget_usd: float | None = None,
         request_id: str | None = None,
+        deadline_s: float | None = None,
         **params: Any,
     ) -> CascadeResult:
-        """Answer one request. ``params`` (temperature, max_tokens, ...) override every rung's."""
+        """Answer one request. ``params`` (temperature, max_tokens, ...) override every rung's.
+        ``deadline_s`` (default the cascade's) bounds the whole walk (see ``cascade._deadline``)."""
         req = self._new_request(messages, metadata, budget_usd, request_id, params)
+        try:
+            limit = check_deadline(deadline_s, "deadline_s") if deadline_s is not None else self.deadline_s
+        except ConfigError as exc:
+            raise RequestError(str(exc)) from None
+        if limit is not None:
+            req.deadline = time.monotonic() + limit
         best_effort = self.on_exhausted == "best_effort"
         try:
             await self._walker.walk(req)

@@ -10,8 +10,9 @@ events in the log (``cascade._events``).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,6 +157,8 @@ class Walker:
                 if exc.kind == "caller":
                     raise
                 return False
+            if verdict.passed and req.deadline is not None and time.monotonic() > req.deadline:
+                verdict = Verdict(False, "deadline", detail="judged after the request's deadline", validator="engine")
             attempt.verdicts = verdict.leaves()
             attempt.output = candidate.text
             attempt.tool_calls = completion.tool_calls
@@ -270,7 +273,7 @@ class Walker:
             attempt.retries += 1
 
         try:
-            completion = await call_with_retries(once, rung.retry, on_retry)
+            completion = await _within(req.deadline, call_with_retries(once, rung.retry, on_retry), rung.name)
         except ProviderError as exc:
             self.gates.on_call(ctx, exc, time.perf_counter() - started)
             # A 200 we could not use was probably billed: charge its bound rather than nothing.
@@ -416,6 +419,24 @@ def _merge(wire: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]
     """Params for an extra call: overrides win; an override of None removes the rung's value."""
     out = {**wire, **overrides}
     return {k: v for k, v in out.items() if v is not None}
+
+
+async def _within(deadline: float | None, call: Awaitable[Completion], rung: str) -> Completion:
+    """The call, cut at the deadline: a call that cannot finish in time fails with reason ``deadline``
+    (retries included: they never run past it)."""
+    if deadline is None:
+        return await call
+    left = deadline - time.monotonic()
+    if left <= 0:
+        if inspect.iscoroutine(call):
+            call.close()
+        raise ProviderError("rung_fatal", "deadline", f"rung {rung!r}: no time left before the request's deadline")
+    try:
+        return await asyncio.wait_for(call, left)
+    except asyncio.TimeoutError:
+        raise ProviderError(
+            "rung_fatal", "deadline", f"rung {rung!r}: call cut at the request's deadline after {left:.3f}s"
+        ) from None
 
 
 def _stopped_by_budget(result: CascadeResult) -> bool:

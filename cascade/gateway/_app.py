@@ -41,7 +41,7 @@ def create_app(gateway: Gateway) -> Starlette:
             if len(raw) > MAX_BODY_BYTES:
                 raise WireError(413, f"request body: {len(raw)} bytes is over the {MAX_BODY_BYTES} byte limit")
             chat = parse_chat(raw)
-            answer, headers = await gateway.complete(chat, key)
+            answer, headers = await gateway.complete(chat, key, request.headers)
         except WireError as exc:
             return _json(exc.status, exc.body, exc.headers)
         except Exception as exc:  # a bug must still answer in OpenAI's shape, and say where to look

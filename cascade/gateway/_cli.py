@@ -58,7 +58,8 @@ def build(args: argparse.Namespace) -> Any:
     if is_toml(args.app):
         config = read_toml(args.app)
         options = gateway_options(config, args.app)
-        target: Any = cascades_of(config, args.app)
+        defaults = {k: options.pop(k) for k in ("sticky_ttl_s", "deadline_s") if k in options}
+        target: Any = cascades_of(config, args.app, **defaults)
     else:
         target = import_target(args.app)
     if args.keys:

@@ -13,6 +13,7 @@ from .._engine import Cascade
 from .._errors import CascadeError, CascadeExhausted, ConfigError, ProviderError, RequestError
 from .._result import CascadeResult
 from .._sinks import MultiSink
+from .._sticky import SESSION_KEY, StickySessions, session_id
 from ._keys import ApiKey, KeyRing
 from ._state import MemoryState, StateStore
 from ._wire import Answer, ChatRequest, WireError, account, answer_of, headers_of
@@ -104,41 +105,60 @@ class Gateway:
             )
         return name, cascade
 
-    async def complete(self, chat: ChatRequest, key: ApiKey | None) -> tuple[Answer, dict[str, str]]:
-        """Run the request's cascade; the answer and its headers, or a :class:`WireError`."""
+    async def complete(
+        self, chat: ChatRequest, key: ApiKey | None, headers: Mapping[str, str] | None = None
+    ) -> tuple[Answer, dict[str, str]]:
+        """Run the request's cascade; the answer and its headers, or a :class:`WireError`. ``headers``
+        may carry ``x-cascade-session`` and ``x-cascade-deadline-ms``."""
         name, cascade = self.cascade_for(chat.model)
+        headers = headers or {}
         request_id = uuid.uuid4().hex
         metadata = {**chat.metadata, "gateway_model": name}
         if key is not None:
             metadata["api_key"] = key.name
+        raw_session = headers.get("x-cascade-session") or chat.user
+        if raw_session:
+            metadata[SESSION_KEY] = session_id(raw_session)
+        deadline_s = _deadline(headers.get("x-cascade-deadline-ms"))
         account = reserved = None
-        budget = cascade.budget_usd
+        budget = want = cascade.budget_usd
         if key is not None and key.daily_usd is not None:
             account = f"spend:{key.name}:{datetime.datetime.now(datetime.timezone.utc).date().isoformat()}"
             want = budget if budget is not None else self.request_reserve_usd
             reserved = await self.state.reserve(account, key.daily_usd, want, 2 * DAY_S)
             if reserved <= 0:
-                raise WireError(
-                    429,
-                    f"key {key.name!r} has spent its daily cap of ${key.daily_usd}",
-                    type="insufficient_quota",
-                    code="spend_cap_exceeded",
-                )
+                raise _cap_spent(key)
             budget = reserved
         result: CascadeResult | None = None
+        sticky = Sticky(self.state, name, cascade, metadata, chat.messages)
         try:
-            result = await self._run(cascade, chat, metadata, budget, request_id)
+            await sticky.load()
+            result = await self._run(cascade, chat, metadata, budget, request_id, deadline_s)
+            await sticky.save()
         finally:
             if account is not None and reserved is not None:
                 await self.state.settle(account, reserved, result.cost_usd if result is not None else reserved)
+        if key is not None and reserved is not None and want is not None and reserved < want and _only_budget(result):
+            raise _cap_spent(key)  # what was left of the day could not pay for the request
         return self._answer(cascade, name, result)
 
     async def _run(
-        self, cascade: Cascade, chat: ChatRequest, metadata: dict[str, Any], budget: float | None, request_id: str
+        self,
+        cascade: Cascade,
+        chat: ChatRequest,
+        metadata: dict[str, Any],
+        budget: float | None,
+        request_id: str,
+        deadline_s: float | None,
     ) -> CascadeResult:
         try:
             return await cascade.run(
-                chat.messages, metadata=metadata, budget_usd=budget, request_id=request_id, **chat.params
+                chat.messages,
+                metadata=metadata,
+                budget_usd=budget,
+                request_id=request_id,
+                deadline_s=deadline_s,
+                **chat.params,
             )
         except CascadeExhausted as exc:
             return exc.result
@@ -184,6 +204,60 @@ class Gateway:
         for cascade in self.cascades.values():
             await cascade.aclose()
         await self.state.aclose()
+
+
+class Sticky:
+    """Sticky sessions across replicas: the cascade's :class:`StickySessions` gate decides in memory;
+    with a shared store, the session's start rung is read from it before the walk and written back
+    after, so a session escalated on one replica starts high on every other."""
+
+    def __init__(
+        self, state: StateStore, name: str, cascade: Cascade, metadata: Mapping[str, Any], messages: list[Any]
+    ) -> None:
+        gates = [g for g in cascade.gates.gates if isinstance(g, StickySessions)]
+        self.gate = gates[0] if gates and not isinstance(state, MemoryState) else None
+        self.state = state
+        self.session = self.gate.session(metadata, messages) if self.gate is not None else ""
+        self.key = f"sticky:{name}:{self.session}"
+        self.before: int | None = None
+
+    async def load(self) -> None:
+        if self.gate is None:
+            return
+        stored = await self.state.get(self.key)
+        if stored is not None and stored.isdigit():
+            self.before = int(stored)
+            self.gate.remember(self.session, self.before)
+
+    async def save(self) -> None:
+        if self.gate is None:
+            return
+        floor = self.gate.floor(self.session)
+        if floor is not None:
+            await self.state.set(self.key, str(floor), self.gate.ttl_s)
+
+
+def _cap_spent(key: ApiKey) -> WireError:
+    return WireError(
+        429,
+        f"key {key.name!r} has spent its daily cap of ${key.daily_usd}",
+        type="insufficient_quota",
+        code="spend_cap_exceeded",
+    )
+
+
+def _only_budget(result: CascadeResult) -> bool:
+    """The request failed only because its budget could not pay for a call."""
+    reasons = {r for a in result.attempts for r in a.reasons}
+    return not result.accepted and reasons <= {"budget_exhausted", "budget_overrun"} and bool(reasons)
+
+
+def _deadline(header: str | None) -> float | None:
+    if header is None:
+        return None
+    if not header.strip().isdigit() or int(header) <= 0:
+        raise WireError(400, f"x-cascade-deadline-ms: expected a whole number of milliseconds > 0, got {header!r:.40}")
+    return int(header) / 1000
 
 
 def _best_effort(result: CascadeResult) -> bool:

@@ -48,6 +48,7 @@ from .._engine import Cascade
 from .._errors import ConfigError
 from .._ladder import Ladder, Rung
 from .._providers import Anthropic, OpenAICompatible
+from .._sticky import StickySessions
 from ..validators import Choice, Confidence, JsonSchema, Regex, ToolCalls, Validator
 from ._keys import ApiKey
 
@@ -125,26 +126,35 @@ def read_keys(items: Any, where: str) -> list[ApiKey]:
     return keys
 
 
-def cascades_from_toml(config: Mapping[str, Any], where: str) -> dict[str, Cascade]:
+def cascades_from_toml(
+    config: Mapping[str, Any], where: str, *, sticky_ttl_s: float | None = None, deadline_s: float | None = None
+) -> dict[str, Cascade]:
+    """The ``[cascades.NAME]`` tables; ``sticky_ttl_s`` and ``deadline_s`` (from ``[gateway]``) are
+    the default of each, which a table may set for itself."""
     tables = config.get("cascades")
     if not isinstance(tables, Mapping) or not tables:
         raise ConfigError(f"{where}: expected at least one [cascades.NAME] table with [[cascades.NAME.rungs]]")
-    return {name: _cascade(table, f"{where}: cascades.{name}") for name, table in tables.items()}
+    defaults = {"sticky_ttl_s": sticky_ttl_s, "deadline_s": deadline_s}
+    return {name: _cascade(table, f"{where}: cascades.{name}", defaults) for name, table in tables.items()}
 
 
-def _cascade(table: Any, where: str) -> Cascade:
+def _cascade(table: Any, where: str, defaults: Mapping[str, Any]) -> Cascade:
     if not isinstance(table, Mapping):
         raise ConfigError(f"{where}: expected a table, got {table!r:.60}")
-    _only(table, {"rungs", "checks", "budget_usd", "on_exhausted", "log"}, where)
+    _only(table, {"rungs", "checks", "budget_usd", "log", "sticky_ttl_s", "deadline_s"}, where)
+    settings = {**defaults, **{k: table[k] for k in defaults if k in table}}
     rungs = table.get("rungs")
     if not isinstance(rungs, list) or not rungs:
         raise ConfigError(f"{where}.rungs: expected at least one [[rungs]] table, got {rungs!r:.60}")
     ladder = Ladder([_rung(r, f"{where}.rungs[{i}]") for i, r in enumerate(rungs)])
+    ttl = settings["sticky_ttl_s"]
     return Cascade(
         ladder,
         validators=_checks(table.get("checks"), f"{where}.checks"),
         budget_usd=table.get("budget_usd"),
         log=table.get("log"),
+        deadline_s=settings["deadline_s"],
+        gates=[StickySessions(ttl)] if ttl else [],
     )
 
 

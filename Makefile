@@ -36,7 +36,7 @@ test-deps:
 	@command -v redis-server >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq redis-server >/dev/null; } || echo "== redis-server could not be installed: the Redis replica tests will be skipped =="
 	@if command -v npm >/dev/null 2>&1; then \
-		(cd examples/ts && npm install --no-audit --no-fund --silent) \
+		(cd examples/ts && npm install --no-audit --no-fund --silent && npm run --silent build) \
 		|| echo "== npm install failed in examples/ts: the TypeScript client tests will be skipped =="; \
 	else echo "== npm not found: the TypeScript client tests will be skipped =="; fi
 

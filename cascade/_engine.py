@@ -134,6 +134,12 @@ class Cascade:
         """Blocking ``run`` for code without an event loop (one private loop per thread, reused)."""
         return self._loop().run_until_complete(self.run(messages, **kwargs))
 
+    def add_gate(self, gate: RungGate) -> None:
+        """Ask ``gate`` too before every rung's call, after the gates given at construction (for code
+        that wraps a ready-made cascade, such as the gateway sharing breaker state between replicas)."""
+        self.gates = Gates([*self.gates.gates, gate])
+        self._walker.gates = self.gates
+
     def params_for(self, rung: str) -> dict[str, Any]:
         """The request params every call of ``rung`` sends: the rung's own, plus what its checks need
         (``response_format`` for a schema on a provider with a JSON mode, logprobs for ``Confidence``)."""

@@ -2,10 +2,11 @@
 
 A hard conversation stays hard: once turn 3 escalated to the strong model, turns 4, 5... would pay the
 cheap rungs only to escalate again. :class:`StickySessions` remembers, per session and for ``ttl_s``,
-the rung that last answered, and skips the rungs below it (attempts ``skipped`` with reason
-``sticky``, no call). The session is ``metadata["session_id"]`` when the request carries one (the
-gateway sets it from a header or the OpenAI ``user`` field), else a hash of the conversation's first
-messages, which every later turn repeats.
+the rung that answered its last escalated turn, and skips the rungs below it (attempts ``skipped`` with
+reason ``sticky``, no call). Only an escalation by the checks counts: a cheap rung that was down (an
+error, an open circuit) says nothing about the conversation. The session is ``metadata["session_id"]``
+when the request carries one (the gateway sets it from a header or the OpenAI ``user`` field), else a
+hash of the conversation's first messages, which every later turn repeats.
 """
 
 from __future__ import annotations
@@ -94,8 +95,8 @@ class StickySessions(BaseGate):
 
     def on_finish(self, ctx: GateContext, result: CascadeResult) -> None:
         session = self.session(ctx.metadata, ctx.messages)
-        if result.accepted and ctx.index > 0:
-            self.remember(session, ctx.index)
+        if result.accepted and ctx.index > 0 and any(a.outcome == "escalated" for a in result.attempts):
+            self.remember(session, ctx.index)  # the checks turned a lower rung down: the conversation is hard
         elif self.floor(session) is not None:
             self.remember(session, 0)  # another turn of a sticky session: keep it alive
 

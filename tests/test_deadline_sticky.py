@@ -155,3 +155,14 @@ def test_sticky_sessions_follow_the_session_id_and_expire() -> None:
     for name in ("a", "b", "c"):
         small.remember(name, 1)
     assert len(small) == 2 and small.floor("a") is None
+
+
+def test_an_escalation_for_an_error_is_not_sticky(server: TestServer) -> None:
+    """A cheap rung that was down says nothing about how hard the conversation is."""
+    server.script("small-m", Reply(status=401))
+    server.default(Reply(content="{}"))
+    with Cascade(ladder(server), validators=[is_json], gates=[StickySessions()]) as cascade:
+        first = cascade.run_sync(MSG)
+        second = cascade.run_sync(turn(MSG, "{}", "next"))
+    assert first.answered_by == "mid" and first.attempts[0].reasons == ["auth_failed"]
+    assert second.answered_by == "small"

@@ -244,3 +244,33 @@ def test_new_key_prints_an_entry_whose_hash_matches(capsys: pytest.CaptureFixtur
     key = err.split(": ")[-1].strip()
     assert key.startswith("csk-") and key not in out
     assert f'sha256 = "{hash_key(key)}"' in out and "daily_usd = 2.5" in out and 'name = "team-b"' in out
+
+
+def test_shared_health_flags_skip_rungs_and_let_probes_through(server: TestServer) -> None:
+    """The replica-sharing gate on an in-process store: what one replica publishes, another skips."""
+    from cascade.gateway._health import SharedHealth
+
+    state = MemoryState()
+    publisher = SharedHealth(state, "cascade/tickets", ["small", "large"], probe_every=3)
+    reader = SharedHealth(state, "cascade/tickets", ["small", "large"], probe_every=3)
+    cascade = Cascade(ladder(server), validators=[is_json], on_exhausted="best_effort")
+    cascade.add_gate(reader)
+    server.default(Reply(content="{}"))
+
+    async def scenario() -> list[list[str]]:
+        publisher.emit({"event": "idle", "rung": "small", "to": "skipping"})
+        publisher.emit({"event": "breaker", "rung": "large", "to": "open", "cooldown_s": 60})
+        await publisher.drain()
+        await reader.refresh()
+        reasons = []
+        for _ in range(3):
+            result = await cascade.run(MSG)
+            reasons.append([a.reasons[0] if a.reasons else a.outcome for a in result.attempts])
+        return reasons
+
+    got = asyncio.run(scenario())
+    # small is idle elsewhere: skipped twice, probed the third time; large's circuit is open elsewhere
+    assert got[0] == ["rung_idle", "rung_cooling_down"] and got[1] == got[0]
+    assert got[2] == ["accepted"]
+    assert reader.flags == {"small": "idle", "large": "open"}
+    assert asyncio.run(state.get("health:cascade/tickets:small:idle")) is None  # the probe accepted: active

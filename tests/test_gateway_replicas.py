@@ -39,6 +39,7 @@ daily_usd = {cap}
 
 [cascades.tickets]
 checks = {{ json_schema = {{ type = "object" }} }}
+breaker = {{ failures = 2, window_s = 60, cooldown_s = 60 }}
 
 [[cascades.tickets.rungs]]
 name = "small"
@@ -195,3 +196,27 @@ def test_a_daily_cap_holds_across_replicas_under_concurrent_load(
     assert {(r.status_code, r.json()["error"]["code"]) for r in refused} == {(429, "spend_cap_exceeded")}
     assert len(server.requests) == len(ok)  # nothing past the cap reached a model
     assert len(ok) >= 2  # both replicas served within the cap before it ran out
+
+
+def test_a_circuit_opened_on_one_replica_is_skipped_on_the_other(
+    server: TestServer, replicas: list[str], redis_url: str
+) -> None:
+    """Last in the module: replica A's own breaker stays open for its cool-down afterwards."""
+    server.default(Reply(status=401), model="small-m")
+    server.default(Reply(content="{}"), model="large-m")
+    a, b = replicas
+    for _ in range(2):  # two failures on A open its circuit on small, which A publishes
+        assert post(a, MSG).json()["cascade"]["attempts"][0]["reasons"] == ["auth_failed"]
+    store = redis.Redis.from_url(redis_url, decode_responses=True)
+    deadline = time.monotonic() + 10
+    while not store.exists("cascade:health:cascade/tickets:small:breaker") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert 0 < store.ttl("cascade:health:cascade/tickets:small:breaker") <= 60  # for the cool-down only
+    server.reset()
+    server.default(Reply(content="{}"))
+    answer = post(b, MSG).json()  # B never saw small fail, and skips it without a call
+    assert [(x["rung"], x["outcome"], x["reasons"]) for x in answer["cascade"]["attempts"]] == [
+        ("small", "skipped", ["rung_cooling_down"]),
+        ("large", "accepted", []),
+    ]
+    assert [r.model for r in server.requests] == ["large-m"]

@@ -14,6 +14,7 @@ from .._errors import CascadeError, CascadeExhausted, ConfigError, ProviderError
 from .._result import CascadeResult
 from .._sinks import MultiSink
 from .._sticky import SESSION_KEY, StickySessions, session_id
+from ._health import SharedHealth
 from ._keys import ApiKey, KeyRing
 from ._state import MemoryState, StateStore
 from ._wire import Answer, ChatRequest, WireError, account, answer_of, headers_of
@@ -33,7 +34,8 @@ class Gateway:
     A key with ``daily_usd`` runs each request under a budget of what is left of its day, at most
     ``request_reserve_usd`` (or the cascade's own ``budget_usd``): reserved before, settled after, so
     concurrent requests never spend past the cap. ``state`` (default in memory; :class:`RedisState` for
-    several replicas) holds the spend.
+    several replicas) holds the spend, the sticky sessions and, with a shared store, each rung's
+    breaker and idle flags (``cascade.gateway._health``).
     """
 
     def __init__(
@@ -64,6 +66,12 @@ class Gateway:
         self.registry: Any = None
         if metrics:
             self._attach_metrics()
+        self.health: dict[str, SharedHealth] = {}
+        if not isinstance(self.state, MemoryState):  # several replicas: share breaker and idle state
+            for name, cascade in self.cascades.items():
+                health = self.health[name] = SharedHealth(self.state, name, [r.name for r in cascade.ladder.rungs])
+                cascade.add_gate(health)
+                _add_sink(cascade, health)
 
     def __repr__(self) -> str:
         return f"Gateway(models={list(self.cascades)!r}, keys={self.keys!r}, state={self.state!r})"
@@ -79,8 +87,7 @@ class Gateway:
         self.registry = CollectorRegistry()
         sink = PrometheusSink(self.registry)
         for cascade in self.cascades.values():
-            events = cascade.events
-            events.sink = sink if events.sink is None else MultiSink([events.sink, sink])
+            _add_sink(cascade, sink)
 
     # ------------------------------------------------------------------ one request
 
@@ -132,6 +139,9 @@ class Gateway:
         result: CascadeResult | None = None
         sticky = Sticky(self.state, name, cascade, metadata, chat.messages)
         try:
+            health = self.health.get(name)
+            if health is not None:
+                await health.refresh()
             await sticky.load()
             result = await self._run(cascade, chat, metadata, budget, request_id, deadline_s)
             await sticky.save()
@@ -201,6 +211,8 @@ class Gateway:
         return await self.state.ping()
 
     async def aclose(self) -> None:
+        for health in self.health.values():
+            await health.drain()
         for cascade in self.cascades.values():
             await cascade.aclose()
         await self.state.aclose()
@@ -235,6 +247,12 @@ class Sticky:
         floor = self.gate.floor(self.session)
         if floor is not None:
             await self.state.set(self.key, str(floor), self.gate.ttl_s)
+
+
+def _add_sink(cascade: Cascade, sink: Any) -> None:
+    """Let ``sink`` see the cascade's events too, beside its own log."""
+    events = cascade.events
+    events.sink = sink if events.sink is None else MultiSink([events.sink, sink])
 
 
 def _cap_spent(key: ApiKey) -> WireError:

@@ -17,6 +17,8 @@ The TOML file (every key but the rungs' is optional)::
     [cascades.tickets]                  # the model "cascade/tickets"
     budget_usd = 0.01
     checks = { json_schema = { type = "object", required = ["label"] }, tool_calls = true }
+    breaker = { failures = 5, window_s = 30, cooldown_s = 30 }   # shared by replicas through Redis
+    skip_idle = { after = 20, probe_every = 10 }
 
     [[cascades.tickets.rungs]]
     name = "mini"
@@ -43,7 +45,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .._config import RequestParams
+from .._config import CircuitBreaker, RequestParams, SkipIdle
 from .._engine import Cascade
 from .._errors import ConfigError
 from .._ladder import Ladder, Rung
@@ -141,7 +143,7 @@ def cascades_from_toml(
 def _cascade(table: Any, where: str, defaults: Mapping[str, Any]) -> Cascade:
     if not isinstance(table, Mapping):
         raise ConfigError(f"{where}: expected a table, got {table!r:.60}")
-    _only(table, {"rungs", "checks", "budget_usd", "log", "sticky_ttl_s", "deadline_s"}, where)
+    _only(table, {"rungs", "checks", "budget_usd", "log", "sticky_ttl_s", "deadline_s", "breaker", "skip_idle"}, where)
     settings = {**defaults, **{k: table[k] for k in defaults if k in table}}
     rungs = table.get("rungs")
     if not isinstance(rungs, list) or not rungs:
@@ -155,7 +157,20 @@ def _cascade(table: Any, where: str, defaults: Mapping[str, Any]) -> Cascade:
         log=table.get("log"),
         deadline_s=settings["deadline_s"],
         gates=[StickySessions(ttl)] if ttl else [],
+        breaker=_policy(
+            CircuitBreaker, table.get("breaker"), f"{where}.breaker", {"failures", "window_s", "cooldown_s"}
+        ),
+        skip_idle=_policy(SkipIdle, table.get("skip_idle"), f"{where}.skip_idle", {"after", "probe_every"}),
     )
+
+
+def _policy(kind: Any, table: Any, where: str, known: set[str]) -> Any:
+    if table is None:
+        return None
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where}: expected a table such as {{ {sorted(known)[0]} = ... }}, got {table!r:.60}")
+    _only(table, known, where)
+    return kind(**table)
 
 
 def _rung(table: Any, where: str) -> Rung:

@@ -1,4 +1,4 @@
-"""State the gateway's replicas share: per-key spend and sticky sessions. In memory by default (one
+"""State the gateway's replicas share: per-key spend, sticky sessions, rung health. In memory by default (one
 process); :class:`RedisState` puts it in Redis so several gateway processes agree.
 
 Money is kept in integer nano-dollars: a reservation and its settlement add up exactly, in Python as
@@ -33,6 +33,10 @@ class StateStore(Protocol):
     async def get(self, key: str) -> str | None: ...
 
     async def set(self, key: str, value: str, ttl_s: float) -> None: ...
+
+    async def get_many(self, keys: list[str]) -> list[str | None]: ...
+
+    async def delete(self, key: str) -> None: ...
 
     async def ping(self) -> bool: ...
 
@@ -78,6 +82,13 @@ class MemoryState:
     async def set(self, key: str, value: str, ttl_s: float) -> None:
         with self._lock:
             self._values[key] = (value, time.monotonic() + ttl_s)
+
+    async def get_many(self, keys: list[str]) -> list[str | None]:
+        return [await self.get(k) for k in keys]
+
+    async def delete(self, key: str) -> None:
+        with self._lock:
+            self._values.pop(key, None)
 
     async def ping(self) -> bool:
         return True
@@ -131,6 +142,15 @@ class RedisState:
 
     async def set(self, key: str, value: str, ttl_s: float) -> None:
         await self._redis.set(self.prefix + key, value, px=max(1, int(ttl_s * 1000)))
+
+    async def get_many(self, keys: list[str]) -> list[str | None]:
+        if not keys:
+            return []
+        values = await self._redis.mget([self.prefix + k for k in keys])
+        return [None if v is None else str(v) for v in values]
+
+    async def delete(self, key: str) -> None:
+        await self._redis.delete(self.prefix + key)
 
     async def ping(self) -> bool:
         try:

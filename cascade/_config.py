@@ -13,15 +13,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ._errors import ConfigError, ProviderError
+from ._errors import ConfigError, ProviderError, validation_message
 
 NOT_RUNG_HEALTH = frozenset({"context_length_exceeded", "content_policy", "deadline"})
 """Failure reasons about the request (or its deadline), not the rung: they never trip a breaker."""
 
 
-class RequestParams(BaseModel):
+class Settings(BaseModel):
+    """A pydantic model whose bad values raise :class:`~cascade.ConfigError` (one line per field), not
+    pydantic's ``ValidationError``: one exception type for every configuration mistake."""
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigError(validation_message(type(self).__name__, exc)) from None
+
+
+class RequestParams(Settings):
     """Request parameters sent with every call of a rung (OpenAI names). Unknown names are refused;
     put provider-specific ones (and OpenAI's ``metadata``) in ``extra``. ``n`` is 1 or unset: the
     cascade checks and returns one answer per request."""
@@ -50,7 +61,7 @@ class RequestParams(BaseModel):
         return out
 
 
-class RetryPolicy(BaseModel):
+class RetryPolicy(Settings):
     """How transient failures are retried on the same rung (tenacity does the retrying)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)

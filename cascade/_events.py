@@ -2,7 +2,8 @@
 
 Everything that writes or reads the log derives from the ``TypedDict`` classes below: the engine builds
 its events through them (mypy checks every field), :func:`event_json_schema` turns them into the
-published JSON Schema (``cascade/event-schema.json``, checked by a test against this module), and the
+published JSON Schema (``cascade/event-schema.json``, written by ``cascade schema``, checked by a test
+against this module), and the
 docs' event reference is generated from them. ``v`` is :data:`SCHEMA_VERSION` on every event.
 
 Every request produces one ``attempt`` event per attempt and then exactly one ``request`` event;
@@ -79,6 +80,7 @@ class AttemptEvent(TypedDict):
     retries: int
     price_in: float
     price_out: float
+    price_source: NotRequired[str]
     error: ErrorRecord | None
     metadata: dict[str, Any]
     output: NotRequired[str | None]

@@ -266,17 +266,17 @@ def test_api_key_never_in_repr_error_or_log(
 
 def test_config_errors_name_the_field_and_value(server: TestServer) -> None:
     p = OpenAICompatible(server.base_url)
-    with pytest.raises(ValueError, match="price_in"):
+    with pytest.raises(ConfigError, match="price_in"):
         Rung(name="a", provider=p, model="m", price_in=-1, price_out=1)
-    with pytest.raises(ValueError, match="provider"):
+    with pytest.raises(ConfigError, match="provider"):
         Rung(name="a", provider=None, model="m", price_in=1, price_out=1)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="duplicate rung name 'a'"):
+    with pytest.raises(ConfigError, match="duplicate rung name 'a'"):
         Ladder([Rung(name="a", provider=p, model="m", price_in=1, price_out=1)] * 2)
-    with pytest.raises(ValueError, match="at least one rung"):
+    with pytest.raises(ConfigError, match="at least one rung"):
         Ladder([])
-    with pytest.raises(ValueError, match="temperature"):
+    with pytest.raises(ConfigError, match="temperature"):
         Rung(name="a", provider=p, model="m", price_in=1, price_out=1, params={"temperature": "hot"})
-    with pytest.raises(ValueError, match="max_tokens"):
+    with pytest.raises(ConfigError, match="max_tokens"):
         Rung(name="a", provider=p, model="m", price_in=1, price_out=1, params={"max_tokens": 0})
     with pytest.raises(ConfigError, match="budget_usd"):
         Cascade(ladder(server), budget_usd=-1)

@@ -124,6 +124,13 @@ class MultiSink:
         for s in self.sinks:
             s.emit(event)
 
+    def close(self) -> None:
+        """Close every sink that can be closed (a JSONL file among them)."""
+        for s in self.sinks:
+            close = getattr(s, "close", None)
+            if callable(close):
+                close()
+
 
 def make_sink(log: str | os.PathLike[str] | EventSink | Iterable[Any] | None) -> EventSink | None:
     """``log=`` as users give it: a path (JSONL), a sink, a structlog logger, or a list of these."""

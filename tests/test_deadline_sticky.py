@@ -102,9 +102,9 @@ def test_an_answer_judged_after_the_deadline_is_not_accepted(server: TestServer)
 
 def test_deadline_is_validated_and_the_cascade_default_applies(server: TestServer) -> None:
     with pytest.raises(ConfigError, match="deadline_s"):
-        Cascade(ladder(server), deadline_s=0)
+        Cascade(ladder(server), validators=[is_json], deadline_s=0)
     server.default(Reply(content="{}", delay_s=30))
-    with Cascade(ladder(server), deadline_s=0.3) as cascade:
+    with Cascade(ladder(server), validators=[is_json], deadline_s=0.3) as cascade:
         with pytest.raises(RequestError, match="deadline_s"):
             cascade.run_sync(MSG, deadline_s=float("nan"))
         result = cascade.map_sync([MSG])[0]  # no per-request deadline: the cascade's 0.3 s holds

@@ -141,7 +141,7 @@ def test_best_effort_answer_is_flagged(server: TestServer) -> None:
 
 def test_client_errors_in_openai_shape(server: TestServer) -> None:
     server.script("small-m", Reply(status=400, error={"message": "unsupported parameter: seed"}))
-    with serve(server) as gw:
+    with serve(server, [is_json]) as gw:
         oa = client(gw.base_url)
         with pytest.raises(openai.NotFoundError, match="cascade/tickets"):
             oa.chat.completions.create(model="gpt-4o", messages=MSG)  # type: ignore[arg-type]

@@ -266,6 +266,7 @@ def test_shared_health_flags_skip_rungs_and_let_probes_through(server: TestServe
         for _ in range(3):
             result = await cascade.run(MSG)
             reasons.append([a.reasons[0] if a.reasons else a.outcome for a in result.attempts])
+        await cascade.aclose()
         return reasons
 
     got = asyncio.run(scenario())

@@ -4,11 +4,24 @@ through to every rung, and checks that escalate an invented tool or malformed ar
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cascade import Anthropic, Cascade, Ladder, OpenAICompatible, RequestError, RetryPolicy, Rung, ToolCall
+from cascade import (
+    Anthropic,
+    Cascade,
+    FunctionProvider,
+    Ladder,
+    MemorySink,
+    OpenAICompatible,
+    RequestError,
+    RetryPolicy,
+    Rung,
+    ToolCall,
+)
+from cascade._types import Completion
 from cascade.testing import Reply, TestServer
 from cascade.validators import JsonSchema, ToolCalls
 
@@ -27,6 +40,11 @@ WEATHER = {
     },
 }
 FAST = RetryPolicy(attempts=1)
+
+
+def ladder_of_one() -> Ladder:
+    answer = FunctionProvider(lambda request: Completion("ok", 1, 1))
+    return Ladder([Rung(name="only", provider=answer, model="f", price_in=0, price_out=0)])
 
 
 def ladder(server: TestServer, provider: Any = None) -> Ladder:
@@ -142,6 +160,14 @@ def test_anthropic_tool_use_round_trip(server: TestServer) -> None:
 
 
 def test_more_than_one_choice_is_refused_naming_the_field(server: TestServer) -> None:
-    with Cascade(ladder(server)) as cascade, pytest.raises(RequestError, match="n"):
+    with Cascade(ladder(server), validators=ToolCalls()) as cascade, pytest.raises(RequestError, match="n"):
         cascade.run_sync(MSG, n=3)
     assert server.requests == []
+
+
+def test_closing_a_cascade_closes_a_jsonl_log_given_in_a_list(tmp_path: Path) -> None:
+    """Regression: ``log=[path, sink]`` (a MultiSink) left the JSONL file open after ``close()``."""
+    cascade = Cascade(ladder_of_one(), log=[tmp_path / "log.jsonl", MemorySink()])
+    jsonl = cascade.sink.sinks[0]  # type: ignore[union-attr]
+    cascade.close()
+    assert jsonl._file.closed

@@ -67,12 +67,12 @@ clean:
 # make bench: the figures of README.md, "Performance". LiteLLM and openai are compared
 # against, never dependencies: they live in their own venv, .venv-bench.
 BENCH_VENV ?= .venv-bench
-BENCH_PKGS ?= litellm==1.110.2 openai==3.57.0 py-spy==0.4.3
+BENCH_PKGS ?= litellm[proxy]==1.110.2 openai==3.57.0 py-spy==0.4.3
 BENCH_STAMP := $(BENCH_VENV)/.installed-bench
 
 $(BENCH_STAMP): pyproject.toml
 	$(PY) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/python -m pip install -q -e '.[testing]' $(BENCH_PKGS)
+	$(BENCH_VENV)/bin/python -m pip install -q -e '.[testing,gateway]' $(BENCH_PKGS)
 	touch $@
 
 .PHONY: bench-env bench

@@ -1,15 +1,18 @@
 """The gateway's throughput and latency beside the library in-process and LiteLLM's proxy, on one upstream.
 
-    make bench-env        # .venv-bench: cascade[testing,gateway], litellm[proxy], openai (not package deps)
+    make bench-env        # .venv-bench: cascade[testing,gateway], litellm and its proxy's deps (not package deps)
     .venv-bench/bin/python benchmarks/gateway.py [--requests 2000] [--concurrency 64] [--rounds 3]
 
 The upstream is the suite's test server (``python -m cascade.testing``, answering at once) in its own
 process. Measured in this one run, at the same concurrency, with the same answer:
 
-  direct    httpx straight to the upstream: the floor every HTTP hop adds to
+  direct    straight to the upstream: the floor every HTTP hop adds to
   library   ``Cascade.run`` in this process: two rungs, a ``JsonSchema`` check, the first rung accepts
-  gateway   the same ladder behind ``cascade serve`` (one uvicorn process, --no-auth), called with httpx
-  litellm   ``litellm --config`` (LiteLLM's proxy, one process) on the same upstream, called with httpx
+  gateway   the same ladder behind ``cascade serve`` (one uvicorn process, --no-auth)
+  litellm   ``litellm --config`` (LiteLLM's proxy, one process) on the same upstream
+
+The HTTP systems are called with one aiohttp session (httpx's single pool is itself the bottleneck at
+this concurrency, see benchmarks/overhead.py); the library uses its own transport.
 
 For each: requests/s and the p50/p99 latency of one request as the client sees it, medians over rounds
 that interleave the systems (so load from elsewhere on the machine hits all alike), then the ratios
@@ -31,6 +34,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from pathlib import Path
 
+import aiohttp
 import httpx
 from _bench import CONTENT, SCHEMA, Servers, free_port
 
@@ -69,6 +73,7 @@ model_list:
       api_key: sk-bench
 general_settings:
   disable_spend_logs: true
+  dangerously_permit_weak_or_unset_master_key: true  # loopback benchmark, no keys
 litellm_settings:
   telemetry: false
 """
@@ -112,13 +117,14 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def http_call(client: httpx.AsyncClient, url: str, model: str) -> Call:
+def http_call(client: aiohttp.ClientSession, url: str, model: str) -> Call:
     body = {"model": model, "messages": MESSAGES}
 
     async def call() -> str:
-        response = await client.post(url, json=body)
-        response.raise_for_status()
-        return str(response.json()["choices"][0]["message"]["content"])
+        async with client.post(url, json=body) as response:
+            response.raise_for_status()
+            data = await response.json()
+        return str(data["choices"][0]["message"]["content"])
 
     return call
 
@@ -138,7 +144,9 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], what: str, timeout_s: fl
 
 
 def start(stack: ExitStack, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    log = open(os.environ.get("BENCH_LOG", os.devnull), "ab")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env)
+    stack.callback(log.close)
 
     def stop() -> None:
         proc.terminate()
@@ -153,7 +161,6 @@ def start(stack: ExitStack, cmd: list[str], env: dict[str, str] | None = None) -
 
 
 async def bench(args: argparse.Namespace, upstream: str, gateway: str, litellm: str | None) -> None:
-    limits = httpx.Limits(max_connections=args.concurrency * 2, max_keepalive_connections=args.concurrency * 2)
     provider = OpenAICompatible(upstream)
     ladder = Ladder(
         [
@@ -166,7 +173,8 @@ async def bench(args: argparse.Namespace, upstream: str, gateway: str, litellm: 
     async def library() -> str:
         return str((await cascade.run(MESSAGES)).output)
 
-    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+    connector = aiohttp.TCPConnector(limit=args.concurrency * 2)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as client:
         systems: dict[str, Call] = {
             "direct": http_call(client, f"{upstream}/chat/completions", MODEL),
             "library": library,
@@ -174,8 +182,11 @@ async def bench(args: argparse.Namespace, upstream: str, gateway: str, litellm: 
         }
         if litellm is not None:
             systems["litellm"] = http_call(client, f"{litellm}/v1/chat/completions", MODEL)
-        for call in systems.values():  # warm up: connections, imports, caches
-            await run(call, min(200, args.requests), args.concurrency)
+        for name, call in systems.items():  # warm up: connections, imports, caches
+            try:
+                await run(call, min(200, args.requests), args.concurrency)
+            except Exception as exc:
+                raise RuntimeError(f"{name}: {type(exc).__name__}: {exc}") from exc
         results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in systems}
         for _ in range(args.rounds):
             for name, call in systems.items():
@@ -221,8 +232,17 @@ def main() -> int:
             cfg = Path(tmp) / "litellm.yaml"
             cfg.write_text(LITELLM.format(model=MODEL, url=upstream.base_url))
             lport = free_port()
-            env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False"}
-            proc = start(stack, [litellm_bin, "--config", str(cfg), "--port", str(lport), "--num_workers", "1"], env)
+            env = {
+                **os.environ,
+                "LITELLM_LOG": "ERROR",
+                "LITELLM_TELEMETRY": "False",
+                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            }
+            proc = start(
+                stack,
+                [litellm_bin, "--config", str(cfg), "--host", "127.0.0.1", "--port", str(lport), "--num_workers", "1"],
+                env,
+            )
             litellm = f"http://127.0.0.1:{lport}"
             wait_ready(f"{litellm}/health/liveliness", proc, "litellm proxy")
         asyncio.run(bench(args, upstream.base_url, gateway, litellm))

@@ -95,6 +95,18 @@ def test_daily_cap_holds_under_concurrent_load(server: TestServer) -> None:
     assert len(server.requests) == len(ok)  # refused requests never reached a model
 
 
+def test_a_request_refused_before_any_call_costs_the_key_nothing(server: TestServer) -> None:
+    key, state = new_key(), MemoryState()
+    keys = [ApiKey("team-a", hash_key(key), daily_usd=1.0)]
+    with serve(server, [is_json], keys=keys, state=state) as gw:
+        oa = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+        for _ in range(3):
+            with pytest.raises(openai.BadRequestError, match="role"):
+                oa.chat.completions.create(model="cascade/tickets", messages=[{"role": "wizard", "content": "x"}])  # type: ignore[list-item]
+    [account] = list(state._values)
+    assert asyncio.run(state.spent(account)) == 0.0  # the $0.10 reservations were all given back
+
+
 def test_sessions_and_deadlines_from_headers(server: TestServer) -> None:
     server.script("small-m", Reply(content="not json"))
     server.default(Reply(content="{}"))

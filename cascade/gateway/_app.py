@@ -37,10 +37,7 @@ def create_app(gateway: Gateway) -> Starlette:
     async def chat_completions(request: Request) -> Response:
         try:
             key = gateway.authorize(request.headers.get("authorization"))
-            raw = await request.body()
-            if len(raw) > MAX_BODY_BYTES:
-                raise WireError(413, f"request body: {len(raw)} bytes is over the {MAX_BODY_BYTES} byte limit")
-            chat = parse_chat(raw)
+            chat = parse_chat(await _body(request))
             answer, headers = await gateway.complete(chat, key, request.headers)
         except WireError as exc:
             return _json(exc.status, exc.body, exc.headers)
@@ -108,6 +105,22 @@ def create_app(gateway: Gateway) -> Starlette:
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed}, lifespan=lifespan)
     app.state.gateway = gateway
     return app
+
+
+async def _body(request: Request) -> bytes:
+    """The request body, refused with a 413 past :data:`MAX_BODY_BYTES` before it is all read."""
+    too_big = WireError(413, f"request body: over the {MAX_BODY_BYTES} byte limit", code="request_too_large")
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise too_big
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _json(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> Response:

@@ -137,6 +137,7 @@ class Gateway:
                 raise _cap_spent(key)
             budget = reserved
         result: CascadeResult | None = None
+        spent_unknown = True  # an error inside the walk may come after paid calls: keep the reservation
         sticky = Sticky(self.state, name, cascade, metadata, chat.messages)
         try:
             health = self.health.get(name)
@@ -145,9 +146,13 @@ class Gateway:
             await sticky.load()
             result = await self._run(cascade, chat, metadata, budget, request_id, deadline_s)
             await sticky.save()
+        except WireError as exc:
+            spent_unknown = not exc.before_any_call
+            raise
         finally:
             if account is not None and reserved is not None:
-                await self.state.settle(account, reserved, result.cost_usd if result is not None else reserved)
+                spent = result.cost_usd if result is not None else reserved if spent_unknown else 0.0
+                await self.state.settle(account, reserved, spent)
         if key is not None and reserved is not None and want is not None and reserved < want and _only_budget(result):
             raise _cap_spent(key)  # what was left of the day could not pay for the request
         return self._answer(cascade, name, result)
@@ -172,8 +177,8 @@ class Gateway:
             )
         except CascadeExhausted as exc:
             return exc.result
-        except RequestError as exc:
-            raise WireError(400, str(exc)) from None
+        except RequestError as exc:  # refused before any call: nothing was spent
+            raise WireError(400, str(exc), before_any_call=True) from None
         except ProviderError as exc:  # the provider refused the request itself (kind "caller")
             raise WireError(
                 400, f"the model refused the request: {exc.message}", code=exc.reason, request_id=request_id

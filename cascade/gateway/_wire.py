@@ -35,10 +35,12 @@ class WireError(Exception):
         code: str | None = None,
         headers: Mapping[str, str] | None = None,
         cascade: dict[str, Any] | None = None,
+        before_any_call: bool = False,
         **more: Any,
     ) -> None:
         super().__init__(message)
         self.status = status
+        self.before_any_call = before_any_call
         self.body = error_body(message, type=type, code=code, **more)
         if cascade is not None:
             self.body["cascade"] = cascade

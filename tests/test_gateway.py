@@ -158,10 +158,14 @@ def test_client_errors_in_openai_shape(server: TestServer) -> None:
             ),
             httpx.get(f"{gw.base_url}/nowhere"),
             httpx.get(f"{gw.base_url}/chat/completions"),
+            httpx.post(
+                f"{gw.base_url}/chat/completions",
+                json={"model": "cascade/tickets", "messages": MSG, "metadata": {"k": "v" * 513}},
+            ),
             httpx.post(f"{gw.base_url}/chat/completions", content=b" " * (17 * 1024 * 1024)),
             httpx.post(f"{gw.base_url}/chat/completions", content=iter([b" " * 1024 * 1024] * 17)),  # chunked
         ]
-    assert [r.status_code for r in bad] == [400, 400, 404, 405, 413, 413]
+    assert [r.status_code for r in bad] == [400, 400, 404, 405, 400, 413, 413]
     assert all(set(r.json()["error"]) >= {"message", "type", "code"} for r in bad)
     assert "temprature" in bad[1].json()["error"]["message"]
 

@@ -287,3 +287,17 @@ def test_shared_health_flags_skip_rungs_and_let_probes_through(server: TestServe
     assert got[2] == ["accepted"]
     assert reader.flags == {"small": "idle", "large": "open"}
     assert asyncio.run(state.get("health:cascade/tickets:small:idle")) is None  # the probe accepted: active
+
+
+def test_a_callers_user_id_reaches_the_log_only_hashed(server: TestServer, tmp_path: Path) -> None:
+    server.default(Reply(content="{}"))
+    log = tmp_path / "gateway.jsonl"
+    with serve(server, [is_json], cascade={"log": log}) as gw:
+        oa = openai.OpenAI(base_url=gw.base_url, api_key="-", max_retries=0)
+        oa.chat.completions.create(model="cascade/tickets", messages=MSG, user="alice@example.com")  # type: ignore[arg-type]
+        oa.chat.completions.create(model="cascade/tickets", messages=MSG, metadata={"session_id": "bob@example.com"})  # type: ignore[arg-type]
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    sessions = {e["metadata"]["session_id"] for e in events if e["event"] == "request"}
+    assert len(sessions) == 2 and all(s.startswith("s-") for s in sessions)
+    assert "alice@" not in log.read_text() and "bob@" not in log.read_text()
+    assert server.requests[0].body["user"] == "alice@example.com"  # the provider still gets it, as sent

@@ -123,9 +123,9 @@ class Gateway:
         metadata = {**chat.metadata, "gateway_model": name}
         if key is not None:
             metadata["api_key"] = key.name
-        raw_session = headers.get("x-cascade-session") or chat.user
+        raw_session = headers.get("x-cascade-session") or chat.user or metadata.pop(SESSION_KEY, None)
         if raw_session:
-            metadata[SESSION_KEY] = session_id(raw_session)
+            metadata[SESSION_KEY] = session_id(raw_session)  # hashed: a user id never reaches the log
         deadline_s = _deadline(headers.get("x-cascade-deadline-ms"))
         account = reserved = None
         budget = want = cascade.budget_usd

@@ -99,11 +99,24 @@ def parse_chat(raw: bytes) -> ChatRequest:
     options = body.get("stream_options")
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
     metadata = body.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise WireError(400, f"metadata: expected an object of strings, got {metadata!r:.80}", param="metadata")
+    if metadata is not None and not _is_metadata(metadata):
+        raise WireError(
+            400,
+            f"metadata: expected at most 16 string values of <= 512 characters, got {metadata!r:.80}",
+            param="metadata",
+        )
     user = body.get("user")
     return ChatRequest(
         model, messages, params, dict(metadata or {}), stream, include_usage, user if isinstance(user, str) else None
+    )
+
+
+def _is_metadata(value: Any) -> bool:
+    """OpenAI's rule for ``metadata`` (it lands in the escalation log: keep it small)."""
+    return (
+        isinstance(value, dict)
+        and len(value) <= 16
+        and all(isinstance(k, str) and len(k) <= 64 and isinstance(v, str) and len(v) <= 512 for k, v in value.items())
     )
 
 

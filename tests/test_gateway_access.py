@@ -301,3 +301,27 @@ def test_a_callers_user_id_reaches_the_log_only_hashed(server: TestServer, tmp_p
     assert len(sessions) == 2 and all(s.startswith("s-") for s in sessions)
     assert "alice@" not in log.read_text() and "bob@" not in log.read_text()
     assert server.requests[0].body["user"] == "alice@example.com"  # the provider still gets it, as sent
+
+
+def test_a_state_store_that_does_not_answer_is_a_503_not_a_guess(server: TestServer) -> None:
+    pytest.importorskip("redis", reason="needs the redis client ([gateway] extra)")
+    import socket
+
+    from cascade.gateway import RedisState
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    key = new_key()
+    state = RedisState(f"redis://127.0.0.1:{port}/0")
+    keys = [ApiKey("team-a", hash_key(key), daily_usd=1.0)]
+    with serve(server, [is_json], keys=keys, state=state) as gw:
+        chat = httpx.post(
+            f"{gw.base_url}/chat/completions",
+            json={"model": "cascade/tickets", "messages": MSG},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        ready = httpx.get(f"{gw.url}/readyz")
+    assert (chat.status_code, chat.json()["error"]["code"]) == (503, "state_unavailable")
+    assert ready.status_code == 503
+    assert server.requests == []  # nothing was called without knowing what the key may spend

@@ -8,7 +8,7 @@ from typing import Any
 
 from ._gateway import Gateway
 from ._keys import ApiKey, KeyRing, hash_key, new_key
-from ._state import MemoryState, RedisState, StateStore
+from ._state import MemoryState, RedisState, StateStore, StateUnavailable
 from ._thread import GatewayServer
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "MemoryState",
     "RedisState",
     "StateStore",
+    "StateUnavailable",
     "create_app",
     "hash_key",
     "new_key",

@@ -25,6 +25,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environm
     ) from exc
 
 from ._gateway import Gateway
+from ._state import StateUnavailable
 from ._wire import WireError, completion_body, error_body, parse_chat, sse, stream_chunks
 
 log = logging.getLogger("cascade.gateway")
@@ -41,6 +42,9 @@ def create_app(gateway: Gateway) -> Starlette:
             answer, headers = await gateway.complete(chat, key, request.headers)
         except WireError as exc:
             return _json(exc.status, exc.body, exc.headers)
+        except StateUnavailable as exc:  # no spend is guessed at: the caller may retry on another replica
+            log.error("gateway: %s", exc)
+            return _json(503, error_body(str(exc), type="server_error", code="state_unavailable"))
         except Exception as exc:  # a bug must still answer in OpenAI's shape, and say where to look
             log.exception("gateway: unexpected error")
             body = error_body(f"internal error: {type(exc).__name__}", type="server_error", code="internal_error")

@@ -10,7 +10,12 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Any, Protocol
+from collections.abc import Awaitable
+from typing import Any, Protocol, TypeVar
+
+from .._errors import CascadeError
+
+T = TypeVar("T")
 
 NANO = 1_000_000_000
 
@@ -110,6 +115,10 @@ return take
 """
 
 
+class StateUnavailable(CascadeError):
+    """The shared state store does not answer: the gateway says 503 rather than guess at spend."""
+
+
 class RedisState:
     """State in Redis (``redis`` client from the ``[gateway]`` extra): a reservation is one Lua script,
     so concurrent requests on any number of replicas never take more than the cap together.
@@ -123,34 +132,42 @@ class RedisState:
         self._redis: Any = aioredis.from_url(url, decode_responses=True)
         self._reserve = self._redis.register_script(_RESERVE)
 
+    async def _do(self, call: Awaitable[T]) -> T:
+        from redis.exceptions import RedisError
+
+        try:
+            return await call
+        except (RedisError, OSError) as exc:
+            raise StateUnavailable(f"state store {self!r}: {type(exc).__name__}: {exc}") from None
+
     async def reserve(self, account: str, cap_usd: float, want_usd: float, ttl_s: float) -> float:
         args = [to_nano(cap_usd), to_nano(want_usd), max(1, math.ceil(ttl_s))]
-        taken = await self._reserve(keys=[self.prefix + account], args=args)
+        taken = await self._do(self._reserve(keys=[self.prefix + account], args=args))
         return int(taken) / NANO
 
     async def settle(self, account: str, reserved_usd: float, spent_usd: float) -> None:
         delta = to_nano(spent_usd) - to_nano(reserved_usd)
         if delta:
-            await self._redis.incrby(self.prefix + account, delta)
+            await self._do(self._redis.incrby(self.prefix + account, delta))
 
     async def spent(self, account: str) -> float:
-        return int(await self._redis.get(self.prefix + account) or 0) / NANO
+        return int(await self._do(self._redis.get(self.prefix + account)) or 0) / NANO
 
     async def get(self, key: str) -> str | None:
-        value = await self._redis.get(self.prefix + key)
+        value = await self._do(self._redis.get(self.prefix + key))
         return None if value is None else str(value)
 
     async def set(self, key: str, value: str, ttl_s: float) -> None:
-        await self._redis.set(self.prefix + key, value, px=max(1, int(ttl_s * 1000)))
+        await self._do(self._redis.set(self.prefix + key, value, px=max(1, int(ttl_s * 1000))))
 
     async def get_many(self, keys: list[str]) -> list[str | None]:
         if not keys:
             return []
-        values = await self._redis.mget([self.prefix + k for k in keys])
+        values = await self._do(self._redis.mget([self.prefix + k for k in keys]))
         return [None if v is None else str(v) for v in values]
 
     async def delete(self, key: str) -> None:
-        await self._redis.delete(self.prefix + key)
+        await self._do(self._redis.delete(self.prefix + key))
 
     async def ping(self) -> bool:
         try:

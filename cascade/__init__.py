@@ -2,6 +2,7 @@
 and account for every call."""
 
 from ._config import CircuitBreaker, RequestParams, RetryPolicy, SkipIdle
+from ._deadline import DeadlineGate
 from ._engine import Cascade
 from ._errors import (
     BudgetExhausted,
@@ -19,6 +20,7 @@ from ._progress import BatchProgress
 from ._providers import Anthropic, FunctionProvider, OpenAICompatible, Provider
 from ._result import Attempt, CascadeResult
 from ._sinks import EventSink, JsonlSink, MemorySink, MultiSink, StructlogSink, add_timestamp, event_level
+from ._sticky import StickySessions
 from ._types import Candidate, Completion, CompletionRequest, Step, TokenLogprob, ToolCall, Validator, Verdict
 
 __version__ = "0.1.0"
@@ -40,6 +42,7 @@ __all__ = [
     "Completion",
     "CompletionRequest",
     "ConfigError",
+    "DeadlineGate",
     "EventSink",
     "FunctionProvider",
     "GateContext",
@@ -59,6 +62,7 @@ __all__ = [
     "Skip",
     "SkipIdle",
     "Step",
+    "StickySessions",
     "StructlogSink",
     "TokenLogprob",
     "ToolCall",

@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cascade.replay._record",
     "cascade.demo._cli",
     "cascade._logs._cli",
+    "cascade.gateway._cli",
 )
 
 

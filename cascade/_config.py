@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._errors import ConfigError, ProviderError, validation_message
 
-NOT_RUNG_HEALTH = frozenset({"context_length_exceeded", "content_policy"})
-"""Failure reasons about the request, not the rung: they never trip a breaker."""
+NOT_RUNG_HEALTH = frozenset({"context_length_exceeded", "content_policy", "deadline"})
+"""Failure reasons about the request (or its deadline), not the rung: they never trip a breaker."""
 
 
 class Settings(BaseModel):
@@ -34,7 +34,8 @@ class Settings(BaseModel):
 
 class RequestParams(Settings):
     """Request parameters sent with every call of a rung (OpenAI names). Unknown names are refused;
-    put provider-specific ones in ``extra``."""
+    put provider-specific ones (and OpenAI's ``metadata``) in ``extra``. ``n`` is 1 or unset: the
+    cascade checks and returns one answer per request."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
@@ -46,6 +47,11 @@ class RequestParams(Settings):
     stop: str | list[str] | None = None
     logprobs: bool | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    n: int | None = Field(default=None, ge=1, le=1)
+    user: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
 
     def to_wire(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import contextlib
 import math
 import os
 import threading
+import time
 import uuid
 import warnings
 import weakref
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, cast
 from ._breaker import BreakerGate
 from ._config import CircuitBreaker, RequestParams, SkipIdle
 from ._content import ContentPolicy, LogContent
+from ._deadline import DeadlineGate, check_deadline
 from ._errors import CascadeExhausted, ConfigError, RequestError
 from ._gates import Gates, RungGate
 from ._idle import IdleGate
@@ -58,6 +60,9 @@ class Cascade(Generic[T]):
     rung's call (see ``cascade._gates``); the breaker and ``skip_idle`` are asked first.
     A request's own ``budget_usd`` (an argument of ``run``, a key of a batch item) may lower the cap,
     never raise it, unless ``allow_budget_increase=True``.
+    ``deadline_s`` is a latency budget for each request's whole walk (``run(deadline_s=...)`` per
+    request): rungs whose p95 latency no longer fits are skipped, calls are cut at the time left, and
+    nothing is accepted late (see ``cascade._deadline``).
     """
 
     def __init__(
@@ -76,6 +81,7 @@ class Cascade(Generic[T]):
         breaker: CircuitBreaker | None = None,
         skip_idle: SkipIdle | None = None,
         gates: Sequence[RungGate] | None = None,
+        deadline_s: float | None = None,
         response_model: type[T] | None = None,
         allow_budget_increase: bool = False,
     ) -> None:
@@ -109,7 +115,9 @@ class Cascade(Generic[T]):
         self.idle = IdleGate(self._rung_names[:-1], skip_idle, self.events.emit)
         if gates is not None and (isinstance(gates, (str, bytes)) or not isinstance(gates, Sequence)):
             raise ConfigError(f"gates: expected a list of RungGate objects, got {gates!r}")
-        self.gates = Gates([self.breakers, self.idle, *(gates or ())])
+        self.deadline_s = check_deadline(deadline_s, "deadline_s")
+        self.deadline = DeadlineGate()
+        self.gates = Gates([self.breakers, self.idle, self.deadline, *(gates or ())])
         self._walker = Walker(
             self.ladder,
             self.validators,
@@ -140,10 +148,12 @@ class Cascade(Generic[T]):
         metadata: Mapping[str, Any] | None = None,
         budget_usd: float | None = None,
         request_id: str | None = None,
+        deadline_s: float | None = None,
         **params: Any,
     ) -> CascadeResult[T]:
-        """Answer one request. ``params`` (temperature, max_tokens, ...) override every rung's."""
-        req = self._new_request(messages, metadata, budget_usd, request_id, params)
+        """Answer one request. ``params`` (temperature, max_tokens, ...) override every rung's.
+        ``deadline_s`` (default the cascade's) bounds the whole walk (see ``cascade._deadline``)."""
+        req = self._new_request(messages, metadata, budget_usd, request_id, params, deadline_s)
         await self._drive(req)
         if not req.result.accepted and self.on_exhausted == "raise":
             raise CascadeExhausted(req.result)
@@ -162,6 +172,12 @@ class Cascade(Generic[T]):
     def run_sync(self, messages: Sequence[Message], **kwargs: Any) -> CascadeResult[T]:
         """Blocking ``run`` for code without an event loop (one private loop per thread, reused)."""
         return self._loop().run_until_complete(self.run(messages, **kwargs))
+
+    def add_gate(self, gate: RungGate) -> None:
+        """Ask ``gate`` too before every rung's call, after the gates given at construction (for code
+        that wraps a ready-made cascade, such as the gateway sharing breaker state between replicas)."""
+        self.gates = Gates([*self.gates.gates, gate])
+        self._walker.gates = self.gates
 
     def params_for(self, rung: str) -> dict[str, Any]:
         """The request params every call of ``rung`` sends: the rung's own, plus what its checks need
@@ -330,8 +346,13 @@ class Cascade(Generic[T]):
         budget_usd: float | None,
         request_id: str | None,
         params: dict[str, Any],
+        deadline_s: float | None = None,
     ) -> Request:
         checked = _check_messages(messages)
+        try:
+            limit = check_deadline(deadline_s, "deadline_s") if deadline_s is not None else self.deadline_s
+        except ConfigError as exc:
+            raise RequestError(str(exc)) from None
         try:
             overrides = RequestParams(**params).to_wire() if params else {}
         except ConfigError as exc:
@@ -349,7 +370,10 @@ class Cascade(Generic[T]):
             cap = asked
         rid = request_id or uuid.uuid4().hex
         meta = dict(metadata or {})
-        return Request(rid, checked, overrides, meta, Budget(cap), CascadeResult(request_id=rid, metadata=meta))
+        req = Request(rid, checked, overrides, meta, Budget(cap), CascadeResult(request_id=rid, metadata=meta))
+        if limit is not None:
+            req.deadline = time.monotonic() + limit
+        return req
 
     async def _run_item(self, item: Any) -> CascadeResult[T]:
         """One batch item's result, whatever happens: a malformed item or a request that raised (a
@@ -363,12 +387,9 @@ class Cascade(Generic[T]):
                     raise RequestError(f"map item: a dict item needs a 'messages' key, got keys {sorted(item)}")
             else:
                 messages, kwargs = item, {}
+            named = {k: kwargs.pop(k, None) for k in ("metadata", "budget_usd", "request_id", "deadline_s")}
             req = self._new_request(
-                messages,
-                kwargs.pop("metadata", None),
-                kwargs.pop("budget_usd", None),
-                kwargs.pop("request_id", None),
-                kwargs,
+                messages, named["metadata"], named["budget_usd"], named["request_id"], kwargs, named["deadline_s"]
             )
         except Exception as exc:
             return _error_result(exc)

@@ -8,7 +8,7 @@ from typing import Any, Generic
 from typing_extensions import TypeVar
 
 from ._events import AttemptOutcome, RequestOutcome
-from ._types import Verdict
+from ._types import ToolCall, Verdict
 
 T = TypeVar("T", default=Any)
 """What ``result.parsed`` holds: the ``response_model`` given to the Cascade, else Any."""
@@ -38,6 +38,7 @@ class Attempt:
     finite number >= 0. Providers bill such calls, so the ledger does too."""
     budget_overrun: bool = False
     """A call's actual charge exceeded what was reserved for it (the provider reported more than the bound)."""
+    tool_calls: tuple[ToolCall, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +58,7 @@ class Attempt:
             "output": self.output,
             "charged_at_bound": self.charged_at_bound,
             "budget_overrun": self.budget_overrun,
+            "tool_calls": [c.as_dict() for c in self.tool_calls],
         }
 
 
@@ -84,6 +86,8 @@ class CascadeResult(Generic[T]):
     """True when rebuilt from the log of an earlier run (``map(..., resume_from=...)``), not run now."""
     log_errors: int = 0
     """Lines of this request that the log could not take (a sink raised: disk full, closed file...)."""
+    tool_calls: tuple[ToolCall, ...] = ()
+    """The function calls of the accepted (or best-effort) answer."""
 
     @property
     def budget_overrun(self) -> bool:
@@ -115,6 +119,7 @@ class CascadeResult(Generic[T]):
             "resumed": self.resumed,
             "log_errors": self.log_errors,
             "budget_overrun": self.budget_overrun,
+            "tool_calls": [c.as_dict() for c in self.tool_calls],
         }
 
 

@@ -314,6 +314,13 @@ class MultiSink:
             if callable(close):
                 close()
 
+    def close(self) -> None:
+        """Close every sink that can be closed (a JSONL file among them)."""
+        for s in self.sinks:
+            close = getattr(s, "close", None)
+            if callable(close):
+                close()
+
 
 def make_sink(log: str | os.PathLike[str] | EventSink | Iterable[Any] | None) -> EventSink | None:
     """``log=`` as users give it: a path (JSONL), a sink, a stdlib ``logging.Logger``, a structlog logger,

@@ -27,11 +27,16 @@ class TokenLogprob:
 
 @dataclass(frozen=True, slots=True)
 class ToolCall:
-    """One tool (function) call the model asked for: ``arguments`` is the JSON text as the model wrote it."""
+    """One tool (function) call the model asked for: ``arguments`` is the JSON text as the model wrote it
+    (it may not parse: checking it is a validator's job, see ``cascade.validators.ToolCalls``)."""
 
     id: str
     name: str
-    arguments: str
+    arguments: str = "{}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The OpenAI wire shape of the call."""
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
 
 
 @dataclass(frozen=True, slots=True)

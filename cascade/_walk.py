@@ -10,8 +10,9 @@ events in the log (``cascade._events``).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -177,11 +178,15 @@ class Walker:
                 attempt.error = {"kind": "exception", "reason": "exception", "status": None, "message": describe(exc)}
                 self._close_attempt(req, rung, attempt, started, "error", ["exception"])
                 raise
+            if verdict.passed and req.deadline is not None and time.monotonic() > req.deadline:
+                verdict = Verdict(False, "deadline", detail="judged after the request's deadline", validator="engine")
             attempt.verdicts = verdict.leaves()
             attempt.output = candidate.text
+            attempt.tool_calls = completion.tool_calls
             if verdict.passed:
                 result = req.result
                 result.output = candidate.text
+                result.tool_calls = completion.tool_calls
                 result.parsed = candidate.parsed if candidate.parsed is not None else verdict.value
                 result.answered_by = rung.name
                 result.accepted = True
@@ -314,7 +319,7 @@ class Walker:
             last[:] = [exc]
 
         try:
-            completion = await call_with_retries(once, rung.retry, on_retry)
+            completion = await _within(req.deadline, call_with_retries(once, rung.retry, on_retry), rung.name)
         except _NoRetry:  # the budget cannot pay for another try: the last failure stands
             self.gates.on_call(ctx, last[0], time.perf_counter() - started)
             raise last[0] from None
@@ -404,7 +409,7 @@ class Walker:
             if best_effort:
                 last = next((a for a in reversed(result.attempts) if a.output is not None), None)
                 if last is not None:
-                    result.output, result.answered_by = last.output, last.rung
+                    result.output, result.answered_by, result.tool_calls = last.output, last.rung, last.tool_calls
         last_reason = next((a.reasons[-1] for a in reversed(result.attempts) if a.reasons), None)
         if error is not None and last_reason is None:
             last_reason = "cancelled" if isinstance(error, asyncio.CancelledError) else "error"
@@ -493,6 +498,24 @@ def _merge(wire: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]
 
 class _NoRetry(Exception):
     """A retry that the request's budget cannot reserve."""
+
+
+async def _within(deadline: float | None, call: Awaitable[Completion], rung: str) -> Completion:
+    """The call, cut at the deadline: a call that cannot finish in time fails with reason ``deadline``
+    (retries included: they never run past it)."""
+    if deadline is None:
+        return await call
+    left = deadline - time.monotonic()
+    if left <= 0:
+        if inspect.iscoroutine(call):
+            call.close()
+        raise ProviderError("rung_fatal", "deadline", f"rung {rung!r}: no time left before the request's deadline")
+    try:
+        return await asyncio.wait_for(call, left)
+    except asyncio.TimeoutError:
+        raise ProviderError(
+            "rung_fatal", "deadline", f"rung {rung!r}: call cut at the request's deadline after {left:.3f}s"
+        ) from None
 
 
 def _stopped_by_budget(result: CascadeResult) -> bool:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._errors import ConfigError, ProviderError
-from .._types import Completion, CompletionRequest, TokenLogprob
+from .._types import Completion, CompletionRequest, TokenLogprob, ToolCall
 from ._http import HttpProvider, read_usage
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ def parse_chat_completion(data: Mapping[str, Any], source: str = "openai") -> Co
         content = ""
     if not isinstance(content, str):
         raise ProviderError("rung_fatal", "bad_response", f"{source}: choices[0].message.content is not text")
+    tool_calls = _parse_tool_calls(message.get("tool_calls") if isinstance(message, Mapping) else None, source)
     tokens_in, tokens_out = read_usage(data.get("usage"), "prompt_tokens", "completion_tokens")
     finish = choice.get("finish_reason")
     return Completion(
@@ -69,7 +71,29 @@ def parse_chat_completion(data: Mapping[str, Any], source: str = "openai") -> Co
         finish_reason=finish if isinstance(finish, str) else None,
         model=str(data.get("model") or ""),
         logprobs=_parse_logprobs(choice.get("logprobs")),
+        tool_calls=tool_calls,
     )
+
+
+def _parse_tool_calls(raw: Any, source: str) -> tuple[ToolCall, ...]:
+    """``message.tool_calls`` as :class:`ToolCall` s; a call without a function name is a ``bad_response``.
+    Arguments that are not text (some servers send an object) are kept as their JSON text."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ProviderError("rung_fatal", "bad_response", f"{source}: message.tool_calls is not a list")
+    calls: list[ToolCall] = []
+    for i, item in enumerate(raw):
+        function = item.get("function") if isinstance(item, Mapping) else None
+        name = function.get("name") if isinstance(function, Mapping) else None
+        if not isinstance(name, str) or not name:
+            raise ProviderError("rung_fatal", "bad_response", f"{source}: tool_calls[{i}] has no function name")
+        assert isinstance(function, Mapping) and isinstance(item, Mapping)
+        arguments = function.get("arguments")
+        text = arguments if isinstance(arguments, str) else json.dumps(arguments if arguments is not None else {})
+        call_id = item.get("id")
+        calls.append(ToolCall(call_id if isinstance(call_id, str) and call_id else f"call_{i}", name, text))
+    return tuple(calls)
 
 
 def _parse_logprobs(raw: Any) -> tuple[TokenLogprob, ...] | None:

@@ -37,6 +37,8 @@ class Reply:
     a sensible default per status when None). ``tokens_in``/``tokens_out`` default to ~chars/4+1 of the
     prompt and of ``content``. ``logprobs`` are ``(token, logprob, {alternative: logprob})`` and are only
     returned when the request asks ``logprobs: true`` (generated with logprob 0.0 when None).
+    ``tool_calls`` are ``(function name, arguments JSON text)`` pairs the answer calls (ids ``call_1``...;
+    ``finish_reason`` then defaults to ``"tool_calls"``, Anthropic's ``tool_use``).
     ``delay_s`` waits before the headers; ``fault`` (one of :data:`FAULTS`) breaks the answer on purpose.
     ``trickle_bytes``/``trickle_pause_s`` shape the ``"trickle"`` fault.
     """
@@ -53,8 +55,15 @@ class Reply:
     fault: str | None = None
     trickle_bytes: int = 16
     trickle_pause_s: float = 0.02
+    tool_calls: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
+        calls = tuple(tuple(c) for c in self.tool_calls)
+        if not all(len(c) == 2 and isinstance(c[0], str) and c[0] and isinstance(c[1], str) for c in calls):
+            raise ValueError(f"Reply.tool_calls must be (name, arguments JSON text) pairs, got {self.tool_calls!r}")
+        object.__setattr__(self, "tool_calls", calls)
+        if calls and self.finish_reason == "stop":
+            object.__setattr__(self, "finish_reason", "tool_calls")
         if not isinstance(self.content, str):
             raise TypeError(f"Reply.content must be a str, got {self.content!r:.80}")
         if not isinstance(self.status, int) or isinstance(self.status, bool) or not 100 <= self.status <= 599:

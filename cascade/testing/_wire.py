@@ -4,6 +4,7 @@ bodies, token estimates and (generated) logprobs. Pure functions of (request bod
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import time
 from collections.abc import Mapping
@@ -131,7 +132,7 @@ def openai_completion(
         data["choices"] = [
             {
                 "index": i,
-                "message": {"role": "assistant", "content": r.content, "refusal": None},
+                "message": _openai_message(r),
                 "logprobs": openai_logprobs(body, r),
                 "finish_reason": r.finish_reason,
             }
@@ -152,7 +153,9 @@ def anthropic_message(
     """An Anthropic Messages API answer; ``finish_reason="length"`` becomes ``stop_reason="max_tokens"``."""
     tokens_in = reply.tokens_in if reply.tokens_in is not None else estimate_tokens(prompt_text(body))
     tokens_out = reply.tokens_out if reply.tokens_out is not None else estimate_tokens(reply.content)
-    stop = {"stop": "end_turn", "length": "max_tokens"}.get(reply.finish_reason, reply.finish_reason)
+    stop = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}.get(
+        reply.finish_reason, reply.finish_reason
+    )
     data: dict[str, Any] = {
         "id": f"msg_{next(_ids):08d}",
         "type": "message",
@@ -160,12 +163,33 @@ def anthropic_message(
         "model": body.get("model"),
     }
     if content:
-        data["content"] = [{"type": "text", "text": reply.content}]
+        data["content"] = [{"type": "text", "text": reply.content}] if reply.content or not reply.tool_calls else []
+        for i, (name, arguments) in enumerate(reply.tool_calls, 1):
+            data["content"].append({"type": "tool_use", "id": f"toolu_{i}", "name": name, "input": _loads(arguments)})
     data["stop_reason"] = stop
     data["stop_sequence"] = None
     if usage:
         data["usage"] = {"input_tokens": tokens_in, "output_tokens": tokens_out}
     return data
+
+
+def _openai_message(reply: Reply) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": reply.content, "refusal": None}
+    if reply.tool_calls:
+        message["content"] = reply.content or None
+        message["tool_calls"] = [
+            {"id": f"call_{i}", "type": "function", "function": {"name": name, "arguments": arguments}}
+            for i, (name, arguments) in enumerate(reply.tool_calls, 1)
+        ]
+    return message
+
+
+def _loads(text: str) -> Any:
+    """Scripted arguments as Anthropic's ``input`` object (text that does not parse is sent as a string)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def openai_error(status: int, error: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from ._jsontext import find_json
 from ._regex import Regex
 from ._schema import AnswerInvalid, JsonSchema, schema_of
 from ._spec import CheckSpec, as_validator
+from ._tools import ToolCalls
 
 __all__ = [
     "AllOf",
@@ -35,6 +36,7 @@ __all__ = [
     "JsonSchema",
     "Regex",
     "SelfConsistency",
+    "ToolCalls",
     "Validator",
     "Verdict",
     "as_validator",

@@ -57,6 +57,8 @@ class JsonSchema(BaseValidator):
     The verdict's ``value`` is the parsed JSON, or the model instance for a pydantic model (the engine
     exposes it as ``result.parsed``). Code fences and surrounding prose are tolerated as described in
     :mod:`cascade.validators._jsontext`. Reasons: ``json_unparseable``, ``schema_invalid``.
+    ``tool="name"`` checks the arguments of the answer's call of that tool instead of its text (reason
+    ``tool_call_missing`` when it makes none).
     """
 
     cost = 0
@@ -67,9 +69,11 @@ class JsonSchema(BaseValidator):
         *,
         name: str = "json_schema",
         max_scan: int = MAX_SCAN,
+        tool: str | None = None,
     ) -> None:
         self.name = name
         self.max_scan = max_scan
+        self.tool = tool
         self.model: type[BaseModel] | None = None
         if isinstance(schema, type) and issubclass(schema, BaseModel):
             self.model = schema
@@ -120,8 +124,14 @@ class JsonSchema(BaseValidator):
         return _clip("the JSON does not match the schema: " + "; ".join(errors) + more, MAX_DETAIL)
 
     def validate(self, candidate: Candidate) -> Verdict:
+        text = candidate.text
+        if self.tool is not None:
+            call = next((c for c in candidate.completion.tool_calls if c.name == self.tool), None)
+            if call is None:
+                return Verdict(False, "tool_call_missing", None, f"the answer does not call {self.tool!r}", self.name)
+            text = call.arguments
         try:
-            value = self.parse(candidate.text)
+            value = self.parse(text)
         except AnswerInvalid as exc:
             return Verdict(False, exc.reason, None, exc.detail, self.name)
         return Verdict(True, "ok", None, "", self.name, value)
@@ -162,7 +172,7 @@ def schema_of(validator: object) -> JsonSchema | None:
 
     Lets an engine or a user derive the rung's ``response_format`` from its checks."""
     if isinstance(validator, JsonSchema):
-        return validator
+        return validator if validator.tool is None else None  # a tool's arguments are not the text
     if isinstance(validator, AllOf):
         for part in validator.validators:
             found = schema_of(part)

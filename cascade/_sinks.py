@@ -309,12 +309,6 @@ class MultiSink:
             raise failed
 
     def close(self) -> None:
-        for s in self.sinks:
-            close = getattr(s, "close", None)
-            if callable(close):
-                close()
-
-    def close(self) -> None:
         """Close every sink that can be closed (a JSONL file among them)."""
         for s in self.sinks:
             close = getattr(s, "close", None)

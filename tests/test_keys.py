@@ -15,7 +15,7 @@ from hostile import RawRequest, hostile, response
 from cascade import Anthropic, CallerError, Cascade, CascadeError, ConfigError, OpenAICompatible, RetryPolicy, Rung
 from cascade.testing import Reply, TestServer
 
-KEY = "sk-FAKE-\\cascade'secret\"7f3a9c2e51d04b"  # a backslash and quotes: repr and JSON escape it
+KEY = "sk-FAKE-\\Zq9'x8\"7f3a9c2e51d04b"  # a backslash and quotes: repr and JSON escape it; no piece of it is a word
 MSG = [{"role": "user", "content": "hi"}]
 ONCE = RetryPolicy(attempts=1)
 

@@ -37,7 +37,13 @@ cascade = Cascade(Ladder(rungs))
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", help="dataset name in the data folder (mmlu) or a .jsonl(.gz) file in format v1")
     p.add_argument("--ladder", required=True, help="models cheapest first, comma-separated, names as in the data")
-    p.add_argument("--validator", required=True, choices=["confidence", "consistency", "schema", "agreement"])
+    p.add_argument(
+        "--validator",
+        default=None,
+        choices=["confidence", "consistency", "schema", "agreement"],
+        help="the signal each cheaper rung is judged on (default: read from the data: consistency where samples "
+        "are recorded, else confidence, else schema for extraction, else agreement)",
+    )
     p.add_argument(
         "--data-dir", default=None, help="folder with catalog.json (default: $CASCADE_DATA_DIR or ../shared/data)"
     )
@@ -87,6 +93,7 @@ def register(subparsers: Any) -> None:
 
 def _load(args: argparse.Namespace) -> Any:
     from ._data import load_dataset
+    from ._ladder_check import check_ladder, default_validator
 
     if args.max_rungs < 1:
         raise CascadeError(f"--max-rungs: expected at least 1, got {args.max_rungs!r}")
@@ -104,23 +111,16 @@ def _load(args: argparse.Namespace) -> Any:
             ds.model(m)
         except CascadeError as exc:
             raise CascadeError(f"--ladder: {exc}") from None
-    _check_signal(ds, ladder[:-1], args.validator)
+    if args.validator is None:
+        args.validator = default_validator(ds, ladder)
+    for warning in check_ladder(ds, ladder, args.validator):
+        print(f"warning: {warning}", file=sys.stderr)
+    split = getattr(args, "split", None)
+    if split is not None and not ds.split(split):
+        have = {s: len(ds.split(s)) for s in ("train", "test") if ds.split(s)}
+        other = next(iter(have), "all")
+        raise CascadeError(f"--split {split}: {ds.name!r} has no {split} records (it has {have}); pass --split {other}")
     return ds, ladder
-
-
-def _check_signal(ds: Any, cheap: list[str], validator: str) -> None:
-    """A cheaper rung without the recorded signal would never accept: say so instead of replaying."""
-    for m in cheap:
-        entries = [r.responses[m] for r in ds.records]
-        if validator == "consistency" and max(len(e.samples) for e in entries) < 2:
-            raise CascadeError(
-                f"--validator consistency: model {m!r} has 1 recorded sample per query in "
-                f"{ds.name!r}; self-consistency needs several (try confidence or agreement)"
-            )
-        if validator == "confidence" and all(s.confidence is None for e in entries for s in e.samples):
-            raise CascadeError(
-                f"--validator confidence: model {m!r} has no recorded confidence in {ds.name!r} (try agreement)"
-            )
 
 
 def _fixed_samples(ds: Any, ladder: list[str], validator: str, samples: int | None) -> list[int]:

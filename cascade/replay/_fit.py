@@ -78,6 +78,7 @@ class Column:
     raw: list[float | None]
     feats: FArr
     ok: NDArray[np.bool_]
+    check_cost: FArr | None = None  # paid when the rung's check runs (a separate confidence call)
 
 
 class Table:
@@ -123,6 +124,7 @@ class Table:
             [o.raw for o in outs],
             feats,
             np.array([o.feats is not None for o in outs]),
+            np.array([o.check_cost for o in outs]),
         )
         self._cols[(model, k, names)] = col
         return col
@@ -153,6 +155,8 @@ class Family:
         for j, col in enumerate(self.cols):
             cost += open_ * col.cost[:, None]
             if j < len(self.cols) - 1:
+                if col.check_cost is not None:
+                    cost += open_ * col.check_cost[:, None]
                 acc = open_ & (self.probs[j][:, None] >= thresholds[None, :])
                 who[acc] = j
                 open_ &= ~acc

@@ -48,6 +48,7 @@ class RungOutcome:
     cost: float
     raw: float | None
     feats: tuple[float, ...] | None = None
+    check_cost: float = 0.0  # paid on top of ``cost`` when the rung's check runs (not on the top rung)
 
 
 def vote(samples: Sequence[Sample]) -> tuple[Sample | None, float]:
@@ -124,7 +125,8 @@ def rung_outcome(
     samples = [entry.samples[i] for i in served]
     cost = sample_cost(entry, served, *prices)
     s, raw, feats = signal(kind, samples, previous)
-    return RungOutcome(answer_key(s.answer), s.answer, bool(s.correct), cost, raw, feats)
+    check_cost = entry.confidence_cost_usd if kind == "confidence" else 0.0
+    return RungOutcome(answer_key(s.answer), s.answer, bool(s.correct), cost, raw, feats, check_cost)
 
 
 @dataclass
@@ -196,7 +198,10 @@ class Policy:
                 order=self.order,
             )
             total += out.cost
-            if j == len(self.rungs) - 1 or rung.probability(out.raw, out.feats) >= self.threshold:
+            if j == len(self.rungs) - 1:
+                return j, out, total
+            total += out.check_cost
+            if rung.probability(out.raw, out.feats) >= self.threshold:
                 return j, out, total
             previous.append(out.key)
         raise AssertionError("unreachable")  # pragma: no cover

@@ -30,6 +30,8 @@ MATCH_TOLERANCE = 0.005
 def evaluate(dataset: Dataset, policy: Policy, split: str = "test") -> dict[str, Any]:
     """Replay ``split`` through the policy's cascade and compute every figure of the report."""
     records = dataset.split(split)
+    if not records:
+        raise ConfigError(f"split: {dataset.name!r} has no {split!r} records to evaluate")
     prices = {m.model: (m.price_in, m.price_out) for m in dataset.models}
     outs = run_policy_sync(dataset, policy, records)
     sim = [policy.decide(r) for r in records]
@@ -91,7 +93,7 @@ def evaluate(dataset: Dataset, policy: Policy, split: str = "test") -> dict[str,
         "oracle": {"accuracy": oa, "cost_per_query": oc},
         "cost_ratio_at_matched_accuracy": None if matched is None else matched / best.cost_per_query,
         "apgr": apgr(points, (weak.cost_per_query, weak.accuracy), (strong.cost_per_query, strong.accuracy))
-        if len(policy.rungs) > 1 and weak.accuracy != strong.accuracy
+        if len(policy.rungs) > 1 and weak.accuracy != strong.accuracy and weak.cost_per_query < strong.cost_per_query
         else None,
         "hull_auc": hull_auc(points, min(s.cost_per_query for s in singles), max(s.cost_per_query for s in singles)),
         "sweep": [{"cost_per_query": c, "accuracy": a} for c, a in points],

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..validators._base import BaseValidator, Candidate, Verdict
 from ._policy import Policy, answer_key, signal
-from ._provider import ReplayProvider
+from ._provider import CONFIDENCE_CALL, ReplayProvider
 
 
 class ReplaySignal(BaseValidator):
@@ -37,6 +37,9 @@ class ReplaySignal(BaseValidator):
             previous = [answer_key(history[m].sample.answer) for m in self.policy.models[: self.index]]
         if kind == "confidence" and candidate.completion.confidence != served.sample.confidence:
             raise ValueError("the completion's confidence differs from the recorded one")
+        is_top = self.index == len(self.policy.rungs) - 1
+        if kind == "confidence" and not is_top and served.record.responses[served.model].confidence_cost_usd > 0:
+            await candidate.ask(candidate.messages, {CONFIDENCE_CALL: True})  # the recorded "is this right?" call
         chosen, raw, feats = signal(kind, samples, previous if kind in ("confidence", "agreement") else ())
         value: dict[str, Any] = {"answer": chosen.answer, "correct": bool(chosen.correct)}
         if self.index == len(self.policy.rungs) - 1:

@@ -10,49 +10,15 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from ._breaker import CircuitBreaker
-from ._provider import Provider
-from .validators._base import Validator, as_validator
-
-
-class RequestParams(BaseModel):
-    """Request parameters sent with every call of a rung (OpenAI names). Unknown names are refused;
-    put provider-specific ones in ``extra``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
-
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, gt=0, le=1)
-    max_tokens: int | None = Field(default=None, gt=0)
-    response_format: dict[str, Any] | None = None
-    seed: int | None = None
-    stop: str | list[str] | None = None
-    logprobs: bool | None = None
-    top_logprobs: int | None = Field(default=None, ge=0, le=20)
-    extra: dict[str, Any] = Field(default_factory=dict)
-
-    def to_wire(self) -> dict[str, Any]:
-        """The non-empty parameters as one flat dict (``extra`` merged last)."""
-        out = {k: v for k, v in self.__dict__.items() if v is not None and k != "extra"}
-        out.update(self.extra)
-        return out
+from ._config import CircuitBreaker, RequestParams, RetryPolicy, Settings
+from ._providers._base import Provider
+from ._types import Validator
+from .validators._base import as_validator
 
 
-class RetryPolicy(BaseModel):
-    """How transient failures are retried on the same rung (tenacity does the retrying)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
-
-    attempts: int = Field(default=3, ge=1, le=20)
-    max_delay_s: float = Field(default=60.0, gt=0)
-    initial_wait_s: float = Field(default=0.5, ge=0)
-    max_wait_s: float = Field(default=20.0, ge=0)
-    max_retry_after_s: float = Field(default=30.0, ge=0)
-
-
-class Rung(BaseModel):
+class Rung(Settings):
     """One model of the ladder: who serves it, what it costs (USD per million tokens), how it is checked.
 
     ``validators`` is one validator, a list (all must pass) or None (use the cascade's default).
@@ -103,7 +69,7 @@ class Rung(BaseModel):
         return (tokens_in * self.price_in + tokens_out * self.price_out) / 1_000_000
 
 
-class Ladder(BaseModel):
+class Ladder(Settings):
     """Rungs ordered cheapest first. ``Ladder([a, b, c])`` or ``Ladder(rungs=[...])``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from .validators._base import Verdict
-
-AttemptOutcome = Literal["accepted", "escalated", "reask", "error", "skipped"]
-RequestOutcome = Literal["accepted", "exhausted", "error"]
+from ._events import AttemptOutcome, RequestOutcome
+from ._types import Verdict
 
 
 @dataclass(slots=True)

@@ -88,6 +88,23 @@ class Cascade:
     def __repr__(self) -> str:
         return f"Cascade(rungs={self._rung_names!r}, budget_usd={self.budget_usd!r}, log={self.sink!r})"
 
+    @classmethod
+    def from_policy(
+        cls,
+        policy: Any,
+        *,
+        providers: Any,
+        params: Mapping[str, Mapping[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> Cascade:
+        """Run a policy fitted by ``cascade tune`` (a path or a ``cascade.replay.Policy``) live: its rungs
+        on ``providers`` (one provider, or one per model name), each judged by the policy's rule and
+        asked for exactly the signals it reads (see ``cascade.validators._policy``). ``kwargs`` go to
+        ``Cascade`` (budget, log, ...)."""
+        from .validators._policy import policy_ladder
+
+        return cls(policy_ladder(policy, providers, params=params), **kwargs)
+
     # ------------------------------------------------------------------ public API
 
     async def run(

@@ -9,34 +9,23 @@ from typing import Any
 
 from .._errors import CascadeError
 
-SNIPPET = """# Load the fitted ladder ({path}) and use its thresholds with your own providers.
-import json, math
-from cascade import Cascade, Ladder, Rung
-from cascade.validators import check
+SNIPPET = """# Run the fitted policy live: each rung is asked for exactly the signals it reads ({signals}).
+from cascade import Cascade, OpenAICompatible
 
-policy = json.load(open("{path}"))
-
-def calibrated_confidence(rung):
-    # w[0] + w[1] * logit(confidence) (printed only when no rung also weighs agreement with earlier rungs)
-    w = rung["w"]
-    def ok(candidate):
-        c = candidate.completion.confidence  # or exp(logprob) of the answer token
-        if c is None:
-            return False
-        c = min(max(c, 1e-6), 1 - 1e-6)
-        return 1 / (1 + math.exp(-(w[0] + w[1] * math.log(c / (1 - c))))) >= policy["threshold"]
-    return check(ok, name="calibrated_confidence")
-
-rungs = [Rung(name=r["model"], provider=PROVIDER, model=r["model"], price_in=r["price_in"],
-              price_out=r["price_out"], validators=calibrated_confidence(r) if i < len(policy["rungs"]) - 1 else [])
-         for i, r in enumerate(policy["rungs"])]
-cascade = Cascade(Ladder(rungs))
+cascade = Cascade.from_policy("{path}", providers=OpenAICompatible(base_url="{base_url}"))
 """
+SNIPPET_BASE_URL = "http://127.0.0.1:8000/v1"
+METHODS = ["never-lose", "ltt", "ltt-split", "empirical"]
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", help="dataset name in the data folder (mmlu) or a .jsonl(.gz) file in format v1")
-    p.add_argument("--ladder", required=True, help="models cheapest first, comma-separated, names as in the data")
+    p.add_argument(
+        "--ladder",
+        default=None,
+        help="models cheapest first, comma-separated, names as in the data (default: the policy's with --policy; "
+        "every model of the data for the never-lose fit)",
+    )
     p.add_argument(
         "--validator",
         default=None,
@@ -49,19 +38,21 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--target",
-        default="agreement",
+        default="loss",
         choices=["agreement", "loss", "accuracy", "match"],
-        help="risk controlled by the fit: disagreement with the top rung; loss: wrong where the top "
-        "rung is right (needs gold); error; or accuracy lost against the top rung net of gains "
-        "(match: --method empirical only)",
+        help="risk controlled by the fit (default loss: wrong where the top rung is right; needs the top "
+        "rung's answers and gold on a sample); agreement: disagreement with the top rung; accuracy: error; "
+        "match: accuracy lost against the top rung net of gains (--method empirical only)",
     )
     p.add_argument("--epsilon", type=float, default=0.05, help="allowed risk (default 0.05)")
     p.add_argument("--delta", type=float, default=0.1, help="allowed failure probability of the guarantee")
     p.add_argument(
         "--method",
-        default="ltt",
-        choices=["ltt", "ltt-split", "empirical"],
-        help="ltt: Bonferroni over ladders; ltt-split: pick the ladder on 1/3, certify on 2/3; empirical: no guarantee",
+        default="never-lose",
+        choices=METHODS,
+        help="never-lose (default): the top is the best single model on the fitting data, a cascade only where "
+        "cross-validation shows it holds, else that model alone; ltt: Bonferroni over the given ladder's "
+        "subsets; ltt-split: pick the ladder on 1/3, certify on 2/3; empirical: no guarantee",
     )
     p.add_argument("--max-rungs", type=int, default=3, help="largest ladder the fit may keep")
 
@@ -87,7 +78,7 @@ def register(subparsers: Any) -> None:
     tu = subparsers.add_parser("tune", help="fit thresholds and rungs with a risk guarantee; write a policy")
     _common(tu)
     tu.add_argument("--split", default="train", choices=["train", "test", "all"])
-    tu.add_argument("--out", default="cascade-policy.json", help="where to write the fitted ladder (JSON)")
+    tu.add_argument("--out", default=None, help="write the fitted policy here (JSON; nothing is written unless asked)")
     tu.set_defaults(func=_tune)
 
 
@@ -103,6 +94,18 @@ def _load(args: argparse.Namespace) -> Any:
             f"--thresholds: expected a number in [0, 1] (every raw signal is a share or a probability), got {thr!r}"
         )
     ds = load_dataset(args.data, args.data_dir)
+    fits = hasattr(args, "out") or getattr(args, "fit", None) is not None  # tune, or eval --fit
+    policy = None
+    if getattr(args, "policy", None):
+        from ._policy import Policy
+
+        policy = Policy.load(args.policy)
+    if args.ladder is None:
+        if (policy is None and args.method != "never-lose") or getattr(args, "thresholds", None) is not None:
+            raise CascadeError("--ladder: required unless --policy is given or the fit is --method never-lose")
+        args.ladder = ",".join(policy.models if policy is not None else ds.model_names)
+        if policy is not None and args.validator is None:
+            args.validator = policy.validator
     ladder = [m.strip() for m in args.ladder.split(",") if m.strip()]
     if not ladder:
         raise CascadeError(f"--ladder: expected model names, got {args.ladder!r}")
@@ -111,16 +114,17 @@ def _load(args: argparse.Namespace) -> Any:
             ds.model(m)
         except CascadeError as exc:
             raise CascadeError(f"--ladder: {exc}") from None
-    if args.validator is None:
+    never_lose = args.method == "never-lose" and policy is None and fits
+    if args.validator is None and not never_lose:
         args.validator = default_validator(ds, ladder)
-    for warning in check_ladder(ds, ladder, args.validator):
+    for warning in check_ladder(ds, ladder, args.validator, order_matters=not never_lose):
         print(f"warning: {warning}", file=sys.stderr)
     split = getattr(args, "split", None)
     if split is not None and not ds.split(split):
         have = {s: len(ds.split(s)) for s in ("train", "test") if ds.split(s)}
         other = next(iter(have), "all")
         raise CascadeError(f"--split {split}: {ds.name!r} has no {split} records (it has {have}); pass --split {other}")
-    return ds, ladder
+    return ds, ladder, policy
 
 
 def _fixed_samples(ds: Any, ladder: list[str], validator: str, samples: int | None) -> list[int]:
@@ -154,8 +158,24 @@ def _check_policy(policy: Any, ladder: list[str], validator: str) -> None:
 def _fit(args: argparse.Namespace, ds: Any, ladder: list[str], split: str) -> Any:
     try:
         from ._fit import fit_policy
+        from ._safe import fit_never_lose
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise CascadeError(f"fitting needs numpy and scipy: pip install 'cascade-router[eval]' ({exc})") from None
+    from ._answer_rule import infer_answer_rule
+
+    if args.method == "never-lose":
+        if args.target != "loss":
+            raise CascadeError(f"--target: the never-lose fit certifies the loss target, got {args.target!r}")
+        policy = fit_never_lose(
+            ds, ds.split(split), models=ladder, validator=args.validator, delta=args.delta, max_rungs=args.max_rungs
+        )
+    else:
+        policy = _fit_given(args, ds, ladder, split, fit_policy)
+    policy.answer, policy.fit["answer_rule_match"] = infer_answer_rule(ds, policy.models)
+    return policy
+
+
+def _fit_given(args: argparse.Namespace, ds: Any, ladder: list[str], split: str, fit_policy: Any) -> Any:
     return fit_policy(
         ds,
         ladder,
@@ -174,9 +194,9 @@ def _eval(args: argparse.Namespace) -> int:
     from ._report import evaluate, plot, summary_row
 
     try:
-        ds, ladder = _load(args)
-        if args.policy:
-            policy = Policy.load(args.policy)
+        ds, ladder, loaded = _load(args)
+        if loaded is not None:
+            policy = loaded
             _check_policy(policy, ladder, args.validator)
         elif args.fit:
             policy = _fit(args, ds, ladder, args.fit)
@@ -217,32 +237,47 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _tune(args: argparse.Namespace) -> int:
     try:
-        ds, ladder = _load(args)
+        ds, ladder, _ = _load(args)
         policy = _fit(args, ds, ladder, args.split)
-        policy.save(args.out)
+        if args.out:
+            policy.save(args.out)
     except CascadeError as exc:
         print(f"cascade tune: {exc}", file=sys.stderr)
         return 2
     f = policy.fit
-    print(f"fitted on {f['n']} {args.split} queries ({f['families']} candidate ladders, delta split Bonferroni)")
+    if policy.method == "never-lose":
+        _say_never_lose(policy)
+    else:
+        print(f"fitted on {f['n']} {args.split} queries ({f['families']} candidate ladders, delta split Bonferroni)")
     print(f"ladder: {' > '.join(policy.models)}; threshold {policy.threshold:.4f} on calibrated {policy.validator}")
-    print(
-        f"{policy.target} risk {f['risk']:.4f}, {1 - policy.delta:.0%} upper bound {f['risk_bound']:.4f} "
-        f"(target <= {policy.epsilon}); {'certified' if f['certified_ok'] else 'NOT certified'}"
-    )
-    print(f"cost/query {f['cost_per_query']:.3g} vs top rung alone {f['top_cost_per_query']:.3g}")
-    print(f"wrote {args.out}\n")
-    extra = [r.model for r in policy.rungs[:-1] if len(r.w) > 2]
-    if policy.validator != "confidence" or extra:
-        why = (
-            f"its rungs {extra} also weigh agreement with earlier rungs' answers"
-            if extra
-            else f"its signal is {policy.validator!r}"
-        )
+    certified = bool(f.get("certified_ok", len(policy.rungs) == 1))
+    if "risk" in f:
         print(
-            f"(no code snippet: the snippet covers calibrated confidence alone and {why}; apply the JSON's "
-            f"weights with cascade.replay.Policy.load({args.out!r}).rungs[i].probability)"
+            f"{policy.target} risk {f['risk']:.4f}, {1 - policy.delta:.0%} upper bound {f['risk_bound']:.4f} "
+            f"(target <= {policy.epsilon}); {'certified' if certified else 'NOT certified'}"
         )
-        return 0
-    print(SNIPPET.format(path=args.out))
-    return 0
+        print(f"cost/query {f['cost_per_query']:.3g} vs top rung alone {f['top_cost_per_query']:.3g}")
+    rate = f.get("answer_rule_match")
+    if rate is not None and rate < 1.0:
+        print(f"note: the answer rule {policy.answer} reproduces {rate:.2%} of the recorded answers from their texts")
+    if args.out:
+        print(f"wrote {args.out}\n")
+        print(SNIPPET.format(path=args.out, base_url=SNIPPET_BASE_URL, signals=", ".join(policy.signals) or "none"))
+    else:
+        print("(no policy file written: pass --out PATH)")
+    return 0 if certified else 1
+
+
+def _say_never_lose(policy: Any) -> None:
+    f = policy.fit
+    print(
+        f"never-lose fit on {f['n']} queries: best single model {f['top']!r} "
+        f"(accuracy {f['top_accuracy']:.4f}, ${f['top_cost_per_query']:.3g}/query); candidates {f['candidates']}"
+    )
+    for h in f.get("held_out", []):
+        print(
+            f"  held out ({f['folds']}-fold): loss eps {h['epsilon']:g}: "
+            f"{h['gap_points']:+.2f} pt at {h['cost_ratio']:.3f}x"
+        )
+    if not f.get("cascade"):
+        print(f"no cascade: {f['why']}; the policy is {f['top']!r} alone")

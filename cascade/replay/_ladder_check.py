@@ -56,9 +56,10 @@ def _hint(ds: Dataset, ladder: Sequence[str], refused: str) -> str:
     return "no signal of this data works on this ladder: add a rung or record confidences or samples"
 
 
-def check_ladder(ds: Dataset, ladder: Sequence[str], validator: str) -> list[str]:
+def check_ladder(ds: Dataset, ladder: Sequence[str], validator: str | None, *, order_matters: bool = True) -> list[str]:
     """Refuse a ladder the fit cannot use (ConfigError naming the field and value); return warnings
-    for one it can use but probably should not (a rung dearer than the next)."""
+    for one it can use but probably should not (a rung dearer than the next). ``validator`` None and
+    ``order_matters`` False: the models are candidates the fit orders itself (never-lose)."""
     seen: set[str] = set()
     for m in ladder:
         if m in seen:
@@ -90,7 +91,9 @@ def check_ladder(ds: Dataset, ladder: Sequence[str], validator: str) -> list[str
                 f"--validator confidence: model {m!r} has no recorded confidence in {ds.name!r} "
                 f"({_hint(ds, ladder, validator)})"
             )
-    warnings = []
+    warnings: list[str] = []
+    if not order_matters:
+        return warnings
     costs = [mean_cost(ds, m) for m in ladder]
     for (a, ca), (b, cb) in zip(zip(ladder, costs, strict=True), zip(ladder[1:], costs[1:], strict=True), strict=False):
         if ca > cb:

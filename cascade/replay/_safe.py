@@ -31,7 +31,7 @@ from .._errors import ConfigError
 from ._data import Dataset, Record
 from ._fit import fit_policy
 from ._ladder_check import usable_signals
-from ._metrics import best_single, single_models
+from ._metrics import SingleModel, best_single, single_models
 from ._policy import Policy, RungPolicy
 
 EPSILONS: tuple[float, ...] = (0.01, 0.02, 0.03, 0.05)
@@ -52,30 +52,40 @@ def folds_of(records: Sequence[Record], k: int, salt: str = "") -> list[list[Rec
     return [ranked[i::k] for i in range(k)]
 
 
-def choose_top(dataset: Dataset, records: Sequence[Record]) -> tuple[str, float, float]:
-    """The most accurate single model on ``records`` (ties: the cheaper): (name, accuracy, cost)."""
+def _singles(dataset: Dataset, records: Sequence[Record], models: Sequence[str] | None) -> list[SingleModel]:
     prices = {m.model: (m.price_in, m.price_out) for m in dataset.models}
-    b = best_single(single_models(records, prices))
+    keep = set(models) if models is not None else set(dataset.model_names)
+    return [s for s in single_models(records, prices) if s.model in keep]
+
+
+def choose_top(
+    dataset: Dataset, records: Sequence[Record], models: Sequence[str] | None = None
+) -> tuple[str, float, float]:
+    """The most accurate single model on ``records`` (ties: the cheaper): (name, accuracy, cost)."""
+    b = best_single(_singles(dataset, records, models))
     return b.model, b.accuracy, b.cost_per_query
 
 
-def ladder_below(dataset: Dataset, records: Sequence[Record], top: str) -> list[str]:
+def ladder_below(
+    dataset: Dataset, records: Sequence[Record], top: str, models: Sequence[str] | None = None
+) -> list[str]:
     """Every model cheaper than ``top`` on ``records`` (cost order), then ``top``."""
-    prices = {m.model: (m.price_in, m.price_out) for m in dataset.models}
-    cost = {s.model: s.cost_per_query for s in single_models(records, prices)}
-    cheaper = sorted((m for m in dataset.model_names if m != top and cost[m] < cost[top]), key=lambda m: cost[m])
+    cost = {s.model: s.cost_per_query for s in _singles(dataset, records, models)}
+    cheaper = sorted((m for m in cost if m != top and cost[m] < cost[top]), key=lambda m: cost[m])
     return [*cheaper, top]
 
 
-def reachable(dataset: Dataset, records: Sequence[Record], validator: str | None = None) -> str | None:
+def reachable(
+    dataset: Dataset, records: Sequence[Record], validator: str | None = None, models: Sequence[str] | None = None
+) -> str | None:
     """Why no cascade can save on this data (None when one may): no model cheaper than the best
     single; or no signal the cheaper rungs carry on this ladder."""
-    top, _, top_cost = choose_top(dataset, records)
-    ladder = ladder_below(dataset, records, top)
+    top, _, _ = choose_top(dataset, records, models)
+    ladder = ladder_below(dataset, records, top, models)
     if len(ladder) == 1:
         return f"no model is cheaper than the best single model {top!r}: a cascade can only add cost"
     usable = usable_signals(dataset, ladder)
-    if validator is not None and validator not in usable or not usable:
+    if (validator is not None and validator not in usable) or not usable:
         what = f"signal {validator!r}" if validator else "signal"
         return f"no {what} works on the ladder {ladder} (usable: {usable or 'none'})"
     return None
@@ -103,7 +113,6 @@ def held_out(
 ) -> list[Held]:
     """Inner cross-validation: each epsilon fitted on k-1 folds, replayed on the held-out one, pooled."""
     parts = folds_of(records, folds, salt="inner:")
-    top = ladder[-1]
     out = []
     for eps in epsilons:
         acc = top_acc = cost = top_cost = 0.0
@@ -127,6 +136,7 @@ def fit_never_lose(
     dataset: Dataset,
     records: Sequence[Record],
     *,
+    models: Sequence[str] | None = None,
     validator: str | None = None,
     epsilons: Sequence[float] = EPSILONS,
     delta: float = 0.1,
@@ -141,8 +151,8 @@ def fit_never_lose(
         raise ConfigError(f"records: the never-lose fit needs at least {2 * folds} labelled records, got {len(recs)}")
     if not epsilons or any(not 0 < e < 1 for e in epsilons):
         raise ConfigError(f"epsilons: expected values in (0, 1), got {list(epsilons)!r}")
-    top, top_acc, top_cost = choose_top(dataset, recs)
-    ladder = ladder_below(dataset, recs, top)
+    top, top_acc, top_cost = choose_top(dataset, recs, models)
+    ladder = ladder_below(dataset, recs, top, models)
     usable = usable_signals(dataset, ladder)
     kind = validator or next((k for k in ("consistency", "confidence", "schema", "agreement") if k in usable), None)
     info: dict[str, Any] = {
@@ -157,7 +167,7 @@ def fit_never_lose(
         "margin_points": margin_points,
         "max_cost_ratio": max_cost_ratio,
     }
-    why = reachable(dataset, recs, kind)
+    why = reachable(dataset, recs, kind, models)
     if why is not None or kind is None:
         return _single(dataset, top, kind or "confidence", why or "no usable signal", info)
     level = delta / len(epsilons)

@@ -19,6 +19,7 @@ Needs numpy and scipy (the ``[eval]`` extra).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 from collections.abc import Sequence
@@ -27,7 +28,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.stats import beta
+from scipy.special import betaincinv
 
 from .._errors import ConfigError
 from ._data import Dataset, Record
@@ -38,13 +39,14 @@ IArr = NDArray[np.int64]
 THRESHOLDS: FArr = np.round(np.linspace(0.999, 0.3, 100), 4)
 
 
+@functools.lru_cache(maxsize=65536)
 def clopper_pearson_upper(errors: int, n: int, delta: float) -> float:
     """One-sided (1 - delta) Clopper-Pearson upper bound on a binomial rate from ``errors`` of ``n``."""
     if n <= 0:
         return 1.0
     if errors >= n:
         return 1.0
-    return float(beta.ppf(1 - delta, errors + 1, n - errors))
+    return float(betaincinv(errors + 1, n - errors, 1 - delta))
 
 
 def fit_logistic(x: FArr, y: FArr, ridge: float = 1e-3, iters: int = 50) -> list[float]:

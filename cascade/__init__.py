@@ -17,6 +17,7 @@ from ._gates import BaseGate, GateContext, Gates, RungGate, Skip
 from ._ladder import Ladder, Rung
 from ._providers import Anthropic, FunctionProvider, OpenAICompatible, Provider
 from ._result import Attempt, CascadeResult
+from ._shadow import Shadow, ShadowEstimate
 from ._sinks import EventSink, JsonlSink, MemorySink, MultiSink, StructlogSink, add_timestamp
 from ._types import Candidate, Completion, CompletionRequest, Step, TokenLogprob, ToolCall, Validator, Verdict
 
@@ -54,6 +55,8 @@ __all__ = [
     "RetryPolicy",
     "Rung",
     "RungGate",
+    "Shadow",
+    "ShadowEstimate",
     "Skip",
     "SkipIdle",
     "Step",

@@ -20,6 +20,7 @@ from ._ladder import Ladder, Rung
 from ._ledger import Budget, TokenCounter, prompt_token_bound
 from ._logs._resume import Resume
 from ._result import CascadeResult
+from ._shadow import Shadow, ShadowAudit
 from ._sinks import EventLog, EventSink, Processor, add_timestamp, make_sink
 from ._types import Message, Validator
 from ._walk import Request, Walker
@@ -41,8 +42,10 @@ class Cascade:
     :class:`CircuitBreaker` of rungs that set none (see ``cascade._breaker``). ``skip_idle`` (a
     :class:`SkipIdle`) skips a rung below the top that has stopped accepting, probing it now and then
     (see ``cascade._idle``). ``gates`` are further :class:`~cascade.RungGate` objects asked before every
-    rung's call (see ``cascade._gates``); the breaker and ``skip_idle`` are asked first.
-    """
+    rung's call (see ``cascade._gates``); the breaker and ``skip_idle`` are asked first. ``shadow`` (a
+    :class:`Shadow`) audits a sampled share of the answers accepted below the top against the top rung,
+    after they are returned and within its own budget (see ``cascade._shadow``; live estimate:
+    ``cascade.shadow.estimate()``)."""
 
     def __init__(
         self,
@@ -60,6 +63,7 @@ class Cascade:
         breaker: CircuitBreaker | None = None,
         skip_idle: SkipIdle | None = None,
         gates: Sequence[RungGate] | None = None,
+        shadow: Shadow | None = None,
     ) -> None:
         self.ladder = ladder if isinstance(ladder, Ladder) else Ladder(list(ladder))
         self.validators = as_validator(validators)
@@ -84,6 +88,13 @@ class Cascade:
         self._walker = Walker(
             self.ladder, self.validators, self.gates, self.events, self.content, token_counter, sample_temperature
         )
+        if shadow is not None and not isinstance(shadow, Shadow):
+            raise ConfigError(f"shadow: expected a Shadow(rate=...), got {shadow!r}")
+        self.shadow: ShadowAudit | None = None
+        if shadow is not None:
+            self.shadow = ShadowAudit(
+                shadow, self.ladder.top, self._walker.wire_of, token_counter, self.events.emit, self.content
+            )
 
     def __repr__(self) -> str:
         return f"Cascade(rungs={self._rung_names!r}, budget_usd={self.budget_usd!r}, log={self.sink!r})"
@@ -125,6 +136,8 @@ class Cascade:
             self._walker.finish(req, best_effort, error=exc)
             raise
         self._walker.finish(req, best_effort)
+        if self.shadow is not None:  # after the answer is final; the audit call runs in the background
+            self.shadow.after(req.messages, req.params, req.result)
         if not req.result.accepted and self.on_exhausted == "raise":
             raise CascadeExhausted(req.result)
         return req.result
@@ -200,7 +213,10 @@ class Cascade:
         return self._loop().run_until_complete(self.map(inputs, concurrency=concurrency, resume_from=resume_from))
 
     async def aclose(self) -> None:
-        """Close the providers' connections of the running loop and the log sink."""
+        """Wait for running shadow audits, then close the providers' connections of the running loop and
+        the log sink."""
+        if self.shadow is not None:
+            await self.shadow.drain()
         for rung in self.ladder.rungs:
             await rung.provider.aclose()
         self.events.close()

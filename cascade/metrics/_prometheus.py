@@ -55,6 +55,13 @@ class PrometheusSink:
         self.retries = prom.Counter("retries", "Retried HTTP calls (transient failures)", ["rung"], **kw)
         self.errors = prom.Counter("errors", "Attempts that ended in a provider error", ["rung", "kind"], **kw)
         self.cost = prom.Counter("cost_usd", "Spend in USD", ["rung"], **kw)
+        self.shadow = prom.Counter(
+            "shadow_audits",
+            "Shadow audits of answers accepted below the top, by answering rung and outcome (agree, disagree, "
+            "error, skipped): disagree / (agree + disagree) estimates the share differing from the top rung",
+            ["rung", "outcome"],
+            **kw,
+        )
         self.attempt_latency = prom.Histogram(
             "attempt_latency_seconds", "Attempt latency", ["rung"], buckets=latency_buckets, **kw
         )
@@ -71,6 +78,8 @@ class PrometheusSink:
             latency = _number(event.get("latency_ms"))
             if latency is not None:
                 self.request_latency.observe(latency / 1000)
+        elif kind == "shadow":
+            self.shadow.labels(rung=str(event.get("rung")), outcome=str(event.get("outcome"))).inc()
 
     def _attempt(self, e: Event) -> None:
         rung, outcome = str(e.get("rung")), str(e.get("outcome"))

@@ -107,6 +107,17 @@ def tables(d: dict[str, Any], by: Sequence[str]) -> list[Table]:
                 ],
             )
         )
+    sh = d.get("shadow")
+    if sh:
+        ci, lost_ci = sh["disagreement_ci95"], sh["lost_vs_top_ci95"]
+        rows = [
+            ["audited / accepted below top", f"{sh['compared']:,} / {sh['accepted_below_top']:,}"],
+            ["differ from the top rung", f"{pct(sh['disagreement'])} (95% CI {_ci(ci)})"],
+            ["answers lost vs top alone (estimate)", f"{pct(sh['lost_vs_top'])} (95% CI {_ci(lost_ci)})"],
+            ["audit errors / skipped (budget)", f"{sh['errors']:,} / {sh['skipped']:,}"],
+            ["audit spend", usd(sh["spent_usd"])],
+        ]
+        out.append(Table("Shadow audit (accepted answers re-asked to the top rung)", ["figure", "value"], rows))
     cmp = d.get("compare")
     if cmp:
         rows = []
@@ -142,6 +153,10 @@ def tables(d: dict[str, Any], by: Sequence[str]) -> list[Table]:
             )
         )
     return out
+
+
+def _ci(ci: Sequence[float] | None) -> str:
+    return "-" if not ci else f"{pct(ci[0])}-{pct(ci[1])}"
 
 
 def _pct_number(x: float | None) -> str:

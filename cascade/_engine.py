@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import os
 import threading
@@ -112,9 +113,13 @@ class Cascade:
         on ``providers`` (one provider, or one per model name), each judged by the policy's rule and
         asked for exactly the signals it reads (see ``cascade.validators._policy``). ``kwargs`` go to
         ``Cascade`` (budget, log, ...)."""
-        from .validators._policy import policy_ladder
+        from .validators._policy import load_policy, policy_ladder
 
-        return cls(policy_ladder(policy, providers, params=params), **kwargs)
+        pol = load_policy(policy)
+        shadow = kwargs.get("shadow")
+        if isinstance(shadow, Shadow) and shadow.answer is None:  # audit with the policy's own answer rule
+            kwargs["shadow"] = dataclasses.replace(shadow, answer=pol.answer)
+        return cls(policy_ladder(pol, providers, params=params), **kwargs)
 
     # ------------------------------------------------------------------ public API
 

@@ -159,3 +159,60 @@ def test_a_rung_weighing_earlier_answers_reads_them_from_the_history(small: Path
         cascade.close()
         scores.append(next(v.score for a in res.attempts if a.rung == LADDER[1] for v in a.verdicts))
     assert scores[0] > scores[1]
+
+
+def test_tune_from_log_refits_the_threshold_on_shadowed_traffic(
+    small: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cascade import Shadow
+    from cascade.replay._answer_rule import infer_answer_rule
+    from cascade.replay._fit import Table, build_family, clopper_pearson_upper
+
+    ds = load_dataset(small)
+    pair = ["gpt-4o-mini", "llama3.1-405b"]
+    table = Table(ds, ds.split("train"), "confidence")
+    fam = build_family(table, pair, [1, 1], table.column(pair[-1]), "loss")
+    pol = Policy(ds.name, "confidence", fam.rungs, 0.5, answer=infer_answer_rule(ds, pair)[0])
+    path, log = tmp_path / "p.json", tmp_path / "traffic.jsonl"
+    pol.save(path)
+    records = ds.records  # all 230 as "traffic"
+    cascade = Cascade.from_policy(path, providers=ReplayProvider(ds), log=str(log), shadow=Shadow(rate=1.0, seed=3))
+    results = asyncio.run(_run(cascade, records))
+    accepted = [r for r, res in zip(records, results, strict=True) if res.answered_by == pair[0]]
+    assert 0 < len(accepted) < len(records)
+
+    out = tmp_path / "refit.json"
+    code = main(["tune", "--from-log", str(log), "--policy", str(path), "--epsilon", "0.1", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    new = Policy.load(out)
+    assert new.threshold >= pol.threshold and new.models == pair and new.fit["refit"]["shadowed"] == len(accepted)
+    # the certificate, recomputed from the recorded answers: the share of all answers differing from the top's
+    top_of = {r.id: r.responses[pair[1]].samples[0].answer for r in records}
+    scores = {r.id: fam.rungs[0].probability(*_raw(r, pair[0])) for r in accepted}
+    differ = sum(
+        1 for r in accepted if scores[r.id] >= new.threshold and r.responses[pair[0]].samples[0].answer != top_of[r.id]
+    )
+    bound = len(accepted) / len(records) * clopper_pearson_upper(differ, len(accepted), 0.1)
+    assert new.fit["refit"]["risk_bound"] == pytest.approx(bound) and bound <= 0.1
+    assert "certified" in text
+
+    three = Policy(ds.name, "confidence", build_family(table, LADDER, [1, 1, 1], table.column(LADDER[-1]), "loss")
+                   .rungs, 0.5)  # fmt: skip
+    three.save(tmp_path / "three.json")
+    assert main(["tune", "--from-log", str(log), "--policy", str(tmp_path / "three.json")]) == 2
+    assert "two-rung policy" in capsys.readouterr().err
+
+
+def _raw(r: Record, model: str) -> tuple[float | None, tuple[float, ...] | None]:
+    from cascade.replay._policy import answer_key, features
+
+    s = r.responses[model].samples[0]
+    return features("confidence", answer_key(s.answer), s.confidence)
+
+
+async def _run(cascade: Cascade, records: list[Record]) -> list[Any]:
+    try:
+        return await cascade.map([{"messages": list(r.messages), "extra": {"replay_id": r.id}} for r in records])
+    finally:
+        await cascade.aclose()

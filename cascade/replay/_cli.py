@@ -19,7 +19,7 @@ METHODS = ["never-lose", "ltt", "ltt-split", "empirical"]
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("data", help="dataset name in the data folder (mmlu) or a .jsonl(.gz) file in format v1")
+    p.add_argument("data", nargs="?", help="dataset name in the data folder (mmlu) or a .jsonl(.gz) file in format v1")
     p.add_argument(
         "--ladder",
         default=None,
@@ -79,6 +79,14 @@ def register(subparsers: Any) -> None:
     _common(tu)
     tu.add_argument("--split", default="train", choices=["train", "test", "all"])
     tu.add_argument("--out", default=None, help="write the fitted policy here (JSON; nothing is written unless asked)")
+    tu.add_argument(
+        "--from-log",
+        action="append",
+        default=None,
+        metavar="LOG",
+        help="refit --policy's threshold from shadowed traffic in this log (repeatable; no data needed)",
+    )
+    tu.add_argument("--policy", default=None, help="with --from-log: the policy to refit")
     tu.set_defaults(func=_tune)
 
 
@@ -93,6 +101,8 @@ def _load(args: argparse.Namespace) -> Any:
         raise CascadeError(
             f"--thresholds: expected a number in [0, 1] (every raw signal is a share or a probability), got {thr!r}"
         )
+    if args.data is None:
+        raise CascadeError("data: name a dataset (mmlu) or a .jsonl(.gz) file of recorded responses")
     ds = load_dataset(args.data, args.data_dir)
     fits = hasattr(args, "out") or getattr(args, "fit", None) is not None  # tune, or eval --fit
     policy = None
@@ -232,10 +242,21 @@ def _eval(args: argparse.Namespace) -> int:
         f"APGR {'-' if apgr is None else f'{apgr:.3f}'}; hull AUC {report['hull_auc']:.4f}; "
         f"cost ratio at matched accuracy (sweep) {'none reaches it' if matched is None else f'{matched:.3f}'}"
     )
+    ceil, share = report.get("ceiling"), report.get("share_of_ceiling_saving")
+    if ceil is None:
+        print("  in-sample ceiling: none (no model cheaper than the best single, or no usable signal)")
+    else:
+        print(
+            f"  in-sample ceiling (calibration and threshold chosen on this split; not reachable by a fit): "
+            f"{' > '.join(ceil['ladder'])} on {ceil['validator']}: {ceil['gap_points']:+.2f} pt at "
+            f"{ceil['cost_ratio']:.3f}x; share of its saving captured: {'-' if share is None else f'{share:.0%}'}"
+        )
     return 0
 
 
 def _tune(args: argparse.Namespace) -> int:
+    if args.from_log:
+        return _refit(args)
     try:
         ds, ladder, _ = _load(args)
         policy = _fit(args, ds, ladder, args.split)
@@ -279,5 +300,37 @@ def _say_never_lose(policy: Any) -> None:
             f"  held out ({f['folds']}-fold): loss eps {h['epsilon']:g}: "
             f"{h['gap_points']:+.2f} pt at {h['cost_ratio']:.3f}x"
         )
+    for note in f.get("notes", []):
+        print(f"cannot reach a saving: {note}")
     if not f.get("cascade"):
         print(f"no cascade: {f['why']}; the policy is {f['top']!r} alone")
+
+
+def _refit(args: argparse.Namespace) -> int:
+    """``tune --from-log``: the policy's threshold refitted on the shadow audit's pairs."""
+    from ._from_log import refit_from_log
+    from ._policy import Policy
+
+    try:
+        if args.policy is None:
+            raise CascadeError("--from-log: pass --policy PATH, the policy the logged cascade ran")
+        policy, info = refit_from_log(Policy.load(args.policy), args.from_log, epsilon=args.epsilon, delta=args.delta)
+        if args.out:
+            policy.save(args.out)
+    except CascadeError as exc:
+        print(f"cascade tune: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"refit from {info['shadowed']} shadowed answers ({info['disagreed']} differ from the top rung) of "
+        f"{info['requests']} requests, {info['accepted_below_top']} accepted below the top"
+    )
+    if info["certified_ok"]:
+        print(
+            f"{info['why']}; share of all answers differing from the top rung: {info['risk']:.4f}, "
+            f"{1 - args.delta:.0%} upper bound {info['risk_bound']:.4f} (target <= {args.epsilon}); certified; "
+            f"the cheap rung keeps {info['still_accepted_share']:.1%} of the answers it accepted"
+        )
+    else:
+        print(f"NOT certified: {info['why']}; the policy is the top rung alone")
+    print(f"wrote {args.out}" if args.out else "(no policy file written: pass --out PATH)")
+    return 0 if info["certified_ok"] else 1

@@ -102,7 +102,24 @@ def evaluate(dataset: Dataset, policy: Policy, split: str = "test") -> dict[str,
         "risk_bound_from_fit": policy.fit.get("risk_bound"),
         "policy": policy.to_json(),
     }
+    report.update(_reach(dataset, records, policy, report))
     return report
+
+
+def _reach(dataset: Dataset, records: list[Any], policy: Policy, report: dict[str, Any]) -> dict[str, Any]:
+    """The in-sample ceiling of the signals on this split, and the share of its saving the fit captured."""
+    try:
+        from ._reach import ceiling, share_captured
+    except ImportError:  # pragma: no cover - numpy/scipy missing: the figures need the [eval] extra
+        return {"ceiling": None, "share_of_ceiling_saving": None}
+    ceil = ceiling(dataset, records, policy.validator)
+    ratio = None if ceil is None else ceil.cost_ratio
+    return {
+        "ceiling": None if ceil is None else ceil.as_dict(),
+        "share_of_ceiling_saving": share_captured(
+            report["cost_ratio_vs_best"], report["accuracy_gap_vs_best_points"], ratio
+        ),
+    }
 
 
 def plot(report: dict[str, Any], path: str) -> None:

@@ -167,6 +167,9 @@ def fit_never_lose(
         "margin_points": margin_points,
         "max_cost_ratio": max_cost_ratio,
     }
+    from ._reach import saving_notes
+
+    info["notes"] = saving_notes(dataset, recs, models, kind)
     why = reachable(dataset, recs, kind, models)
     if why is not None or kind is None:
         return _single(dataset, top, kind or "confidence", why or "no usable signal", info)

@@ -8,8 +8,9 @@ import math
 import os
 import threading
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from typing import Any, Literal, cast
+from typing import Any, Generic, Literal, cast
 
 from ._breaker import BreakerGate
 from ._config import CircuitBreaker, RequestParams, SkipIdle
@@ -20,7 +21,7 @@ from ._idle import IdleGate
 from ._ladder import Ladder, Rung
 from ._ledger import Budget, TokenCounter, prompt_token_bound
 from ._logs._resume import Resume
-from ._result import CascadeResult
+from ._result import CascadeResult, T
 from ._shadow import Shadow, ShadowAudit
 from ._sinks import EventLog, EventSink, Processor, add_timestamp, make_sink
 from ._types import Message, Validator
@@ -28,13 +29,20 @@ from ._walk import Request, Walker
 from .validators._base import as_validator
 
 OnExhausted = Literal["raise", "best_effort"]
+DEFAULT_SAMPLE_TEMPERATURE = 0.7
+"""Samples' temperature when neither the check nor the request sets one above 0."""
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
 
 
-class Cascade:
+class Cascade(Generic[T]):
     """Sends each request to the cheapest rung first and escalates until an answer passes its checks.
 
-    ``validators`` is the default check for rungs that set none. ``budget_usd`` caps the spend of each
+    ``response_model`` (a pydantic model class, as Instructor's) makes every rung's answer pass
+    ``JsonSchema(response_model)`` besides its own checks, and ``result.parsed`` an instance of it
+    (``Cascade[Ticket]`` returns ``CascadeResult[Ticket]``). ``validators`` is the default check for
+    rungs that set none. A rung with no check at all
+    (``None``, or ``[]``) accepts its first answer: right for the top rung, surprising below it (a
+    ``UserWarning`` says so at construction). ``budget_usd`` caps the spend of each
     request (see ``cascade._ledger`` for the exact guarantee). ``on_exhausted="raise"`` raises
     :class:`CascadeExhausted` (carrying the result) when no rung accepts; ``"best_effort"`` returns the
     strongest rung's answer with ``accepted=False``. ``log`` is a JSONL path, an ``EventSink``, a
@@ -60,14 +68,16 @@ class Cascade:
         log_hash_key: str | bytes | None = None,
         processors: Sequence[Processor] | None = None,
         token_counter: TokenCounter = prompt_token_bound,
-        sample_temperature: float = 0.7,
+        sample_temperature: float | None = None,
         breaker: CircuitBreaker | None = None,
         skip_idle: SkipIdle | None = None,
         gates: Sequence[RungGate] | None = None,
+        response_model: type[T] | None = None,
         shadow: Shadow | None = None,
     ) -> None:
         self.ladder = ladder if isinstance(ladder, Ladder) else Ladder(list(ladder))
         self.validators = as_validator(validators)
+        self.response_model = _check_model(response_model)
         self.budget_usd = _check_budget(budget_usd)
         if on_exhausted not in ("raise", "best_effort"):
             raise ConfigError(f"on_exhausted: expected 'raise' or 'best_effort', got {on_exhausted!r}")
@@ -76,9 +86,16 @@ class Cascade:
         self.sink: EventSink | None = make_sink(log)
         self.events = EventLog(self.sink, processors if processors is not None else (add_timestamp,))
         self.token_counter = token_counter
-        if not 0 < sample_temperature <= 2:
-            raise ConfigError(f"sample_temperature: expected a value in (0, 2], got {sample_temperature!r}")
-        self.sample_temperature = sample_temperature
+        if sample_temperature is not None:
+            warnings.warn(
+                "Cascade(sample_temperature=...) is deprecated: set SelfConsistency(temperature=...), the check "
+                "that draws the samples",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if not 0 < sample_temperature <= 2:
+                raise ConfigError(f"sample_temperature: expected a value in (0, 2], got {sample_temperature!r}")
+        self.sample_temperature = sample_temperature or DEFAULT_SAMPLE_TEMPERATURE
         self._rung_names = [r.name for r in self.ladder.rungs]
         self._local = threading.local()
         self.breakers = BreakerGate.for_rungs(self.ladder.rungs, breaker, self.events.emit)
@@ -87,8 +104,22 @@ class Cascade:
             raise ConfigError(f"gates: expected a list of RungGate objects, got {gates!r}")
         self.gates = Gates([self.breakers, self.idle, *(gates or ())])
         self._walker = Walker(
-            self.ladder, self.validators, self.gates, self.events, self.content, token_counter, sample_temperature
+            self.ladder,
+            self.validators,
+            self.gates,
+            self.events,
+            self.content,
+            token_counter,
+            self.sample_temperature,
+            response_model=self.response_model,
         )
+        if unchecked := self._walker.unchecked():
+            warnings.warn(
+                f"rungs {unchecked} have no checks (validators=None or []): they accept every answer, so the "
+                "rungs above them are reached only on errors. Give them validators=..., or the cascade a default.",
+                UserWarning,
+                stacklevel=2,
+            )
         if shadow is not None and not isinstance(shadow, Shadow):
             raise ConfigError(f"shadow: expected a Shadow(rate=...), got {shadow!r}")
         self.shadow: ShadowAudit | None = None
@@ -131,7 +162,7 @@ class Cascade:
         budget_usd: float | None = None,
         request_id: str | None = None,
         **params: Any,
-    ) -> CascadeResult:
+    ) -> CascadeResult[T]:
         """Answer one request. ``params`` (temperature, max_tokens, ...) override every rung's."""
         req = self._new_request(messages, metadata, budget_usd, request_id, params)
         best_effort = self.on_exhausted == "best_effort"
@@ -147,7 +178,7 @@ class Cascade:
             raise CascadeExhausted(req.result)
         return req.result
 
-    def run_sync(self, messages: Sequence[Message], **kwargs: Any) -> CascadeResult:
+    def run_sync(self, messages: Sequence[Message], **kwargs: Any) -> CascadeResult[T]:
         """Blocking ``run`` for code without an event loop (one private loop per thread, reused)."""
         return self._loop().run_until_complete(self.run(messages, **kwargs))
 
@@ -160,7 +191,7 @@ class Cascade:
 
     async def imap(
         self, inputs: Iterable[Any], *, concurrency: int = 16, resume_from: str | os.PathLike[str] | None = None
-    ) -> AsyncIterator[tuple[int, CascadeResult]]:
+    ) -> AsyncIterator[tuple[int, CascadeResult[T]]]:
         """Yield ``(index, result)`` as requests finish, with at most ``concurrency`` in flight and
         memory bounded by that, not by the batch. Each item is a message list or a dict with
         ``messages`` and optionally ``metadata``, ``request_id`` and request params. A failing item
@@ -170,7 +201,7 @@ class Cascade:
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ConfigError(f"concurrency: expected an integer >= 1, got {concurrency!r}")
         items = enumerate(inputs)
-        queue: asyncio.Queue[tuple[int, CascadeResult] | None] = asyncio.Queue(maxsize=concurrency * 2)
+        queue: asyncio.Queue[tuple[int, CascadeResult[T]] | None] = asyncio.Queue(maxsize=concurrency * 2)
         resume = None if resume_from is None else Resume.load(resume_from)
         if resume is not None:
             self.events.emit(resume.summary_event())
@@ -203,18 +234,18 @@ class Cascade:
 
     async def map(
         self, inputs: Iterable[Any], *, concurrency: int = 16, resume_from: str | os.PathLike[str] | None = None
-    ) -> list[CascadeResult]:
+    ) -> list[CascadeResult[T]]:
         """Run a batch; results in input order, per-item failures isolated (see ``imap``)."""
-        out: list[CascadeResult | None] = []  # a list, not a dict by index: ~100 bytes less per result
+        out: list[CascadeResult[T] | None] = []  # a list, not a dict by index: ~100 bytes less per result
         async for index, result in self.imap(inputs, concurrency=concurrency, resume_from=resume_from):
             if index >= len(out):
                 out.extend([None] * (index + 1 - len(out)))
             out[index] = result
-        return cast("list[CascadeResult]", out)  # imap yields every index exactly once
+        return cast("list[CascadeResult[T]]", out)  # imap yields every index exactly once
 
     def map_sync(
         self, inputs: Iterable[Any], *, concurrency: int = 16, resume_from: str | os.PathLike[str] | None = None
-    ) -> list[CascadeResult]:
+    ) -> list[CascadeResult[T]]:
         return self._loop().run_until_complete(self.map(inputs, concurrency=concurrency, resume_from=resume_from))
 
     async def aclose(self) -> None:
@@ -234,13 +265,13 @@ class Cascade:
             loop.close()
         self.events.close()
 
-    async def __aenter__(self) -> Cascade:
+    async def __aenter__(self) -> Cascade[T]:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def __enter__(self) -> Cascade:
+    def __enter__(self) -> Cascade[T]:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -268,7 +299,7 @@ class Cascade:
         meta = dict(metadata or {})
         return Request(rid, checked, overrides, meta, Budget(cap), CascadeResult(request_id=rid, metadata=meta))
 
-    async def _run_item(self, item: Any) -> CascadeResult:
+    async def _run_item(self, item: Any) -> CascadeResult[T]:
         try:
             if isinstance(item, Mapping):
                 kwargs = dict(item)
@@ -294,6 +325,16 @@ class Cascade:
             loop = asyncio.new_event_loop()
             self._local.loop = loop
         return loop
+
+
+def _check_model(model: Any) -> Any:
+    if model is None:
+        return None
+    from pydantic import BaseModel
+
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise ConfigError(f"response_model: expected a pydantic model class, got {model!r}")
+    return model
 
 
 def _check_budget(budget: Any) -> float | None:

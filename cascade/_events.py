@@ -81,6 +81,7 @@ class AttemptEvent(TypedDict):
     retries: int
     price_in: float
     price_out: float
+    price_source: NotRequired[str]
     error: ErrorRecord | None
     metadata: dict[str, Any]
     output: NotRequired[str | None]

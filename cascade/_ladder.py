@@ -24,6 +24,8 @@ class Rung(Settings):
     ``validators`` is one validator, a list (all must pass) or None (use the cascade's default).
     ``reasks`` lets the rung retry itself with the failed verdicts fed back before escalating.
     ``breaker`` skips the rung for a cool-down after repeated failures (see ``cascade._breaker``).
+    Without ``price_in``/``price_out`` the model's prices are looked up in the ``genai-prices`` package
+    (``price_provider`` picks the vendor, e.g. ``"openai"``), and ``price_source`` says where from.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True, defer_build=True)
@@ -31,13 +33,29 @@ class Rung(Settings):
     name: str = Field(min_length=1, max_length=200)
     provider: Provider
     model: str = Field(min_length=1)
-    price_in: float = Field(ge=0)
-    price_out: float = Field(ge=0)
+    price_in: float = Field(default=None, ge=0)  # type: ignore[assignment]  # filled in by the lookup
+    price_out: float = Field(default=None, ge=0)  # type: ignore[assignment]
+    price_provider: str | None = None
+    price_source: str | None = None
     params: RequestParams = Field(default_factory=RequestParams)
     validators: Any = None
     reasks: int = Field(default=0, ge=0, le=10)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     breaker: CircuitBreaker | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _look_up_prices(cls, data: Any) -> Any:
+        """No prices given: look the model up in genai-prices (explicit prices always win)."""
+        if not isinstance(data, dict) or (data.get("price_in") is not None and data.get("price_out") is not None):
+            return data
+        if data.get("price_in") is not None or data.get("price_out") is not None:
+            missing = "price_out" if data.get("price_in") is not None else "price_in"
+            raise ValueError(f"Rung.{missing}: give both prices, or neither to look them up in genai-prices")
+        from ._prices import lookup
+
+        found = lookup(str(data.get("model", "")), data.get("price_provider"))
+        return {**data, "price_in": found.price_in, "price_out": found.price_out, "price_source": found.source}
 
     @field_validator("price_in", "price_out")
     @classmethod

@@ -122,7 +122,12 @@ class Step:
     confidence: float | None = None
 
 
-Sampler = Callable[[int], Awaitable[list[Completion]]]
+class Sampler(Protocol):
+    """Draws ``k`` more answers from the candidate's rung (``temperature`` None: the rung's default)."""
+
+    def __call__(self, k: int, temperature: float | None = None, /) -> Awaitable[list[Completion]]: ...
+
+
 Asker = Callable[[Sequence[Message], dict[str, Any]], Awaitable[Completion]]
 
 
@@ -151,10 +156,12 @@ class Candidate:
     rung_index: int = 0
     is_top: bool = False
 
-    async def sample(self, k: int) -> list[Completion]:
+    async def sample(self, k: int, *, temperature: float | None = None) -> list[Completion]:
+        """``k`` more answers of the same rung; ``temperature`` overrides the sampling temperature (the
+        default is the request's own temperature when above 0, else 0.7)."""
         if self.sampler is None:
             raise RuntimeError("this candidate cannot draw samples (no sampler attached)")
-        return await self.sampler(k)
+        return await (self.sampler(k) if temperature is None else self.sampler(k, temperature))
 
     async def ask(self, messages: Sequence[Message], params: dict[str, Any] | None = None) -> Completion:
         if self.asker is None:

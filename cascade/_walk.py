@@ -25,9 +25,9 @@ from ._result import Attempt, CascadeResult
 from ._retry import call_with_retries
 from ._sinks import EventLog
 from ._types import Candidate, Completion, CompletionRequest, Message, Step, Validator, Verdict
-from .validators._base import run_validator
+from .validators._base import AllOf, run_validator
 from .validators._feedback import reask_messages
-from .validators._schema import schema_of
+from .validators._schema import JsonSchema, schema_of
 
 
 @dataclass(slots=True)
@@ -57,6 +57,8 @@ class Walker:
         content: ContentPolicy,
         token_counter: TokenCounter,
         sample_temperature: float,
+        *,
+        response_model: type[Any] | None = None,
     ) -> None:
         self.ladder = ladder
         self.validators = validators
@@ -68,8 +70,14 @@ class Walker:
         self.rung_names = [r.name for r in ladder.rungs]
         self._top = ladder.top
         self._index = {name: i for i, name in enumerate(self.rung_names)}
-        self._checks = {r.name: r.validators if r.validators is not None else validators for r in ladder.rungs}
+        own = {r.name: r.validators if r.validators is not None else validators for r in ladder.rungs}
+        self._checks = {name: _with_model(check, response_model) for name, check in own.items()}
         self._wire = {r.name: self._wire_for(r) for r in ladder.rungs}
+
+    def unchecked(self) -> list[str]:
+        """Rungs below the top with no check at all: they accept every answer, so the rungs above them
+        are only reached through errors."""
+        return [r.name for r in self.ladder.rungs[:-1] if _is_unchecked(self.check_of(r))]
 
     def wire_of(self, rung: str) -> dict[str, Any]:
         """The params every call of the rung sends (before per-request overrides)."""
@@ -140,7 +148,7 @@ class Walker:
                     rung=rung.name,
                     model=rung.model,
                     params=wire,
-                    sampler=lambda k, m=messages, a=attempt: self._samples(req, ctx, m, wire, a, k),  # type: ignore[misc]
+                    sampler=lambda k, t=None, m=messages, a=attempt: self._samples(req, ctx, m, wire, a, k, t),
                     asker=lambda msgs, p, a=attempt: self._call(req, ctx, msgs, _merge(wire, p), a),  # type: ignore[misc]
                     history=tuple(req.history),
                     rung_index=index,
@@ -224,12 +232,13 @@ class Walker:
         wire: dict[str, Any],
         attempt: Attempt,
         k: int,
+        temperature: float | None = None,
     ) -> list[Completion]:
         """k more answers from the same rung, at once, with distinct seeds; all k reserved up front."""
         if k <= 0:
             return []
         rung = ctx.rung
-        temperature = wire.get("temperature") or self.sample_temperature
+        temperature = temperature or wire.get("temperature") or self.sample_temperature
         seed = int(wire.get("seed") or 0)
         prompt_tokens = self.token_counter(messages)
         wires = [{**wire, "temperature": temperature, "seed": seed + i + 1} for i in range(k)]
@@ -334,6 +343,8 @@ class Walker:
             "metadata": req.metadata,
         }
         line: Event = dict(event)
+        if rung.price_source is not None:
+            line["price_source"] = rung.price_source
         self.content.add(line, "output", attempt.output)
         self.events.emit(line)
 
@@ -408,6 +419,22 @@ def _parts(check: Any) -> list[Any]:
     if isinstance(inner, tuple):
         return [leaf for part in inner for leaf in _parts(part)]
     return [check]
+
+
+def _with_model(check: Validator | None, model: type[Any] | None) -> Validator | None:
+    """The rung's checks, plus ``JsonSchema(model)`` when the cascade has a response model and the
+    checks do not already require that model's schema."""
+    if model is None:
+        return check
+    present = schema_of(check)
+    if present is not None and present.model is model:
+        return check
+    schema = JsonSchema(model)
+    return schema if check is None else AllOf(schema, check)
+
+
+def _is_unchecked(check: Validator | None) -> bool:
+    return check is None or (isinstance(getattr(check, "validators", None), tuple) and not _parts(check))
 
 
 def _merge(wire: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

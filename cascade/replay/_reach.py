@@ -1,6 +1,7 @@
 """What a split lets a cascade reach, beside what the fit reached: the in-sample ceiling of the
 signals (calibration and threshold chosen on the evaluated split itself: not reachable by any fit,
-a yardstick) and the share of its saving a fit captured."""
+a yardstick), the share of its saving a fit captured, the top rung a fit ends on, and plain reasons a
+dataset cannot reach a saving."""
 
 from __future__ import annotations
 
@@ -10,7 +11,31 @@ from typing import Any
 
 from ._data import Dataset, Record
 from ._ladder_check import usable_signals
-from ._metrics import best_single, single_models
+from ._metrics import SingleModel, best_single, single_models
+
+
+def _singles(dataset: Dataset, records: Sequence[Record], models: Sequence[str] | None) -> list[SingleModel]:
+    prices = {m.model: (m.price_in, m.price_out) for m in dataset.models}
+    keep = set(models) if models is not None else set(dataset.model_names)
+    return [s for s in single_models(records, prices) if s.model in keep]
+
+
+def choose_top(
+    dataset: Dataset, records: Sequence[Record], models: Sequence[str] | None = None
+) -> tuple[str, float, float]:
+    """The most accurate single model on ``records`` (ties: the cheaper): (name, accuracy, cost)."""
+    b = best_single(_singles(dataset, records, models))
+    return b.model, b.accuracy, b.cost_per_query
+
+
+def ladder_below(
+    dataset: Dataset, records: Sequence[Record], top: str, models: Sequence[str] | None = None
+) -> list[str]:
+    """Every model cheaper than ``top`` on ``records`` (cost order), then ``top``."""
+    cost = {s.model: s.cost_per_query for s in _singles(dataset, records, models)}
+    cheaper = sorted((m for m in cost if m != top and cost[m] < cost[top]), key=lambda m: cost[m])
+    return [*cheaper, top]
+
 
 MATCH_POINTS = 0.5
 """The goal's tolerance: at most 0.5 accuracy points below the best single model."""
@@ -36,7 +61,6 @@ def ceiling(
 ) -> Ceiling | None:
     """The in-sample ceiling on ``records`` (None when no cheaper model or no usable signal)."""
     from ._fit import fit_policy
-    from ._safe import ladder_below
 
     prices = {m.model: (m.price_in, m.price_out) for m in dataset.models}
     best = best_single(single_models(records, prices))
@@ -101,7 +125,6 @@ def saving_notes(
     """Plain reasons a dataset cannot reach a (large) saving: no model cheaper than the best single;
     every cheaper model worse and at >= 50% of its cost; two rungs only, with a weak signal."""
     from ._policy import answer_key, rung_outcome
-    from ._safe import choose_top, ladder_below
 
     top, top_acc, top_cost = choose_top(dataset, records, models)
     ladder = ladder_below(dataset, records, top, models)

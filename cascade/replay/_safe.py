@@ -31,8 +31,8 @@ from .._errors import ConfigError
 from ._data import Dataset, Record
 from ._fit import fit_policy
 from ._ladder_check import usable_signals
-from ._metrics import SingleModel, best_single, single_models
 from ._policy import Policy, RungPolicy
+from ._reach import choose_top, ladder_below, saving_notes
 
 EPSILONS: tuple[float, ...] = (0.01, 0.02, 0.03, 0.05)
 
@@ -50,29 +50,6 @@ def folds_of(records: Sequence[Record], k: int, salt: str = "") -> list[list[Rec
     """``k`` folds by hash of the id (deterministic, independent of the record order)."""
     ranked = sorted(records, key=lambda r: hashlib.sha256(f"{salt}{r.id}".encode()).hexdigest())
     return [ranked[i::k] for i in range(k)]
-
-
-def _singles(dataset: Dataset, records: Sequence[Record], models: Sequence[str] | None) -> list[SingleModel]:
-    prices = {m.model: (m.price_in, m.price_out) for m in dataset.models}
-    keep = set(models) if models is not None else set(dataset.model_names)
-    return [s for s in single_models(records, prices) if s.model in keep]
-
-
-def choose_top(
-    dataset: Dataset, records: Sequence[Record], models: Sequence[str] | None = None
-) -> tuple[str, float, float]:
-    """The most accurate single model on ``records`` (ties: the cheaper): (name, accuracy, cost)."""
-    b = best_single(_singles(dataset, records, models))
-    return b.model, b.accuracy, b.cost_per_query
-
-
-def ladder_below(
-    dataset: Dataset, records: Sequence[Record], top: str, models: Sequence[str] | None = None
-) -> list[str]:
-    """Every model cheaper than ``top`` on ``records`` (cost order), then ``top``."""
-    cost = {s.model: s.cost_per_query for s in _singles(dataset, records, models)}
-    cheaper = sorted((m for m in cost if m != top and cost[m] < cost[top]), key=lambda m: cost[m])
-    return [*cheaper, top]
 
 
 def reachable(
@@ -167,8 +144,6 @@ def fit_never_lose(
         "margin_points": margin_points,
         "max_cost_ratio": max_cost_ratio,
     }
-    from ._reach import saving_notes
-
     info["notes"] = saving_notes(dataset, recs, models, kind)
     why = reachable(dataset, recs, kind, models)
     if why is not None or kind is None:

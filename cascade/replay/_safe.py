@@ -10,8 +10,9 @@ is 0.5-2.4 points), so the fit is built to lose nothing when it cannot show an a
    right and the cascade wrong, at most ``epsilon`` with probability ``1 - delta``; ``delta`` is
    split over the grid). The loss target needs only the top rung's answers and gold on a sample.
 4. **Inner k-fold cross-validation** on the fitting data estimates each epsilon's held-out accuracy
-   gap against the top rung alone and its cost ratio. The cheapest epsilon whose held-out gap is at
-   least ``-margin_points`` and whose cost ratio is at most ``max_cost_ratio`` is refitted on all the
+   gap against the top rung alone (with its paired standard error) and its cost ratio. The cheapest
+   epsilon whose held-out gap, ``z`` standard errors below the estimate, is at least
+   ``-tolerance_points`` and whose cost ratio is at most ``max_cost_ratio`` is refitted on all the
    fitting data; if none is, the policy is the top rung alone (the best single model).
 
 What is guaranteed: the loss bound of step 3 (a certificate). What is estimated: the accuracy gap of
@@ -23,6 +24,7 @@ a dataset cannot give a saving at all.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +46,11 @@ class Held:
     epsilon: float
     gap_points: float
     cost_ratio: float
+    se_points: float = 0.0  # standard error of the paired per-item gap
+
+    def lower(self, z: float) -> float:
+        """The gap's lower confidence limit, ``z`` standard errors below the estimate."""
+        return self.gap_points - z * self.se_points
 
 
 def folds_of(records: Sequence[Record], k: int, salt: str = "") -> list[list[Record]]:
@@ -92,7 +99,8 @@ def held_out(
     parts = folds_of(records, folds, salt="inner:")
     out = []
     for eps in epsilons:
-        acc = top_acc = cost = top_cost = 0.0
+        cost = top_cost = 0.0
+        diffs: list[float] = []
         for i, held in enumerate(parts):
             fit_on = [r for j, p in enumerate(parts) if j != i for r in p]
             pol = fit_policy(
@@ -102,10 +110,12 @@ def held_out(
             for r in held:
                 _, o, c = pol.decide(r)
                 one = Policy(dataset.name, validator, [t], 1.0).decide(r)
-                acc, cost = acc + o.correct, cost + c
-                top_acc, top_cost = top_acc + one[1].correct, top_cost + one[2]
-        n = len(records)
-        out.append(Held(eps, 100 * (acc - top_acc) / n, cost / top_cost if top_cost else 1.0))
+                diffs.append(float(o.correct) - float(one[1].correct))
+                cost, top_cost = cost + c, top_cost + one[2]
+        n = len(diffs)
+        mean = sum(diffs) / n
+        se = math.sqrt(sum((d - mean) ** 2 for d in diffs) / max(1, n - 1) / n)
+        out.append(Held(eps, 100 * mean, cost / top_cost if top_cost else 1.0, 100 * se))
     return out
 
 
@@ -119,7 +129,8 @@ def fit_never_lose(
     delta: float = 0.1,
     max_rungs: int = 3,
     folds: int = 5,
-    margin_points: float = 0.25,
+    tolerance_points: float = 0.5,
+    z: float = 1.0,
     max_cost_ratio: float = 0.9,
 ) -> Policy:
     """The cheapest certified cascade whose held-out gap holds, else the best single (module doc)."""
@@ -141,7 +152,8 @@ def fit_never_lose(
         "epsilons": list(epsilons),
         "delta": delta,
         "folds": folds,
-        "margin_points": margin_points,
+        "tolerance_points": tolerance_points,
+        "z": z,
         "max_cost_ratio": max_cost_ratio,
     }
     info["notes"] = saving_notes(dataset, recs, models, kind)
@@ -151,12 +163,13 @@ def fit_never_lose(
     level = delta / len(epsilons)
     held = held_out(dataset, ladder, kind, recs, epsilons, delta=level, folds=folds, max_rungs=max_rungs)
     info["held_out"] = [vars(h) for h in held]
-    ok = [h for h in held if h.gap_points >= -margin_points and h.cost_ratio <= max_cost_ratio]
+    ok = [h for h in held if h.lower(z) >= -tolerance_points and h.cost_ratio <= max_cost_ratio]
     if not ok:
         best = min(held, key=lambda h: h.cost_ratio)
         why = (
-            f"no epsilon of {list(epsilons)} held out within -{margin_points} pt of {top!r} at <= "
-            f"{max_cost_ratio}x its cost (cheapest: {best.gap_points:+.2f} pt at {best.cost_ratio:.2f}x): "
+            f"no epsilon of {list(epsilons)} held out within -{tolerance_points} pt of {top!r} ({z:g} standard "
+            f"error(s) below the estimate) at <= {max_cost_ratio}x its cost (cheapest: {best.gap_points:+.2f} "
+            f"+- {best.se_points:.2f} pt at {best.cost_ratio:.2f}x): "
             "not enough evidence for a cascade; more calibration data (the shadow audit) may give it"
         )
         return _single(dataset, top, kind, why, info)

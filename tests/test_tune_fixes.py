@@ -134,3 +134,19 @@ def test_entry_confidence_cost_must_be_below_its_cost(tmp_path: Path, capsys: py
     path = str(write(tmp_path / "bad.jsonl.gz", recs))
     assert main(["eval", path, "--ladder", "cheap,top", "--validator", "confidence", "--thresholds", "0.5"]) == 2
     _one_line_error(capsys, "confidence_cost_usd", "below cost_usd")
+
+
+def test_a_best_single_policy_is_certified_written_and_evaluated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = random.Random(5)
+    recs = [_three(f"q{i}", "A" if rng.random() < 0.5 else "B", rng.random(), "train" if i < 60 else "test")
+            for i in range(120)]  # fmt: skip
+    path = str(write(tmp_path / "noise.jsonl.gz", recs))
+    out = str(tmp_path / "p.json")
+    assert main(["tune", path, "--out", out]) == 0  # the default never-lose fit: no signal, the best model alone
+    text = capsys.readouterr().out
+    assert "no cascade:" in text and "certified" in text and "NOT certified" not in text
+    assert json.loads(Path(out).read_text())["guarantee"]["certified"] is True
+    assert main(["eval", path, "--policy", out]) == 0
+    assert main(["tune", path]) == 0 and "no policy file written" in capsys.readouterr().out

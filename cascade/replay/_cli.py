@@ -182,6 +182,7 @@ def _fit(args: argparse.Namespace, ds: Any, ladder: list[str], split: str) -> An
     else:
         policy = _fit_given(args, ds, ladder, split, fit_policy)
     policy.answer, policy.fit["answer_rule_match"] = infer_answer_rule(ds, policy.models)
+    policy.fit["split"] = split
     return policy
 
 

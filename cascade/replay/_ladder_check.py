@@ -73,6 +73,8 @@ def check_ladder(ds: Dataset, ladder: Sequence[str], validator: str | None, *, o
                 "check, compare or score (is the answer extracted from the text?)"
             )
     cheap = list(ladder[:-1])
+    if not cheap:  # one model alone: no signal is read
+        return []
     if validator == "agreement" and len(ladder) < 3:
         raise ConfigError(
             f"--validator agreement: the ladder {list(ladder)} has {len(cheap)} rung below the top, and the "

@@ -151,6 +151,19 @@ def rung_outcome(
     return RungOutcome(answer_key(s.answer), s.answer, bool(s.correct), cost, raw, feats, check_cost)
 
 
+REASONS = {"confidence": "low_confidence", "consistency": "low_agreement"}
+"""The escalation reason of a rung whose calibrated signal is below the threshold (else ``rungs_disagree``)."""
+
+
+def judge(policy: Policy, index: int, raw: float | None, feats: Sequence[float] | None) -> tuple[bool, str, float, str]:
+    """Rung ``index``'s decision on its signal: (passed, reason, calibrated score, detail); shared by the
+    live check and the replay one so both decide alike."""
+    p = policy.rungs[index].probability(raw, feats)
+    passed = p >= policy.threshold
+    reason = "ok" if passed else REASONS.get(policy.validator, "rungs_disagree")
+    return passed, reason, p, f"calibrated {p:.3f} vs threshold {policy.threshold:.3f}"
+
+
 @dataclass
 class RungPolicy:
     """One rung of a fitted ladder: the model, its sample count and calibration

@@ -80,7 +80,9 @@ def _single(dataset: Dataset, top: str, validator: str, why: str, info: dict[str
     pol = Policy(dataset.name, validator, [RungPolicy(top, 1, [0.0, 1.0], m.price_in, m.price_out)], 1.0)
     pol.method = "never-lose"
     pol.target = "loss"
-    pol.fit = {**info, "cascade": False, "why": why}
+    # the best single model alone loses nothing against itself: certified at any epsilon
+    pol.fit = {**info, "cascade": False, "why": why, "risk": 0.0, "risk_bound": 0.0, "certified_ok": True,
+               "cost_per_query": info["top_cost_per_query"], "accuracy": info["top_accuracy"]}  # fmt: skip
     return pol
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..validators._base import BaseValidator, Candidate, Verdict
-from ._policy import Policy, answer_key, signal
+from ._policy import Policy, answer_key, judge, signal
 from ._provider import CONFIDENCE_CALL, ReplayProvider
 
 
@@ -44,18 +44,5 @@ class ReplaySignal(BaseValidator):
         value: dict[str, Any] = {"answer": chosen.answer, "correct": bool(chosen.correct)}
         if self.index == len(self.policy.rungs) - 1:
             return Verdict(True, "ok", None, "top rung", value=value, text=chosen.text)
-        p = rung.probability(raw, feats)
-        passed = p >= self.policy.threshold
-        reason = (
-            "ok"
-            if passed
-            else {"confidence": "low_confidence", "consistency": "low_agreement"}.get(kind, "rungs_disagree")
-        )
-        return Verdict(
-            passed,
-            reason,
-            p,
-            f"calibrated {p:.3f} vs threshold {self.policy.threshold:.3f}",
-            value=value,
-            text=chosen.text,
-        )
+        passed, reason, p, detail = judge(self.policy, self.index, raw, feats)
+        return Verdict(passed, reason, p, detail, value=value, text=chosen.text)

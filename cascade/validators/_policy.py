@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError
 from .._types import Candidate, Verdict
-from ..replay._policy import Policy, answer_key, features, vote_keys
+from ..replay._policy import Policy, answer_key, features, judge, vote_keys
 from ._base import BaseValidator
 from ._choice import _bare
 from ._confidence import Confidence
@@ -119,14 +119,7 @@ class PolicyCheck(BaseValidator):
             if kind == "confidence" and confidence is None:
                 return Verdict(False, "confidence_unavailable", None, "no token logprobs and no confidence", self.name)
             raw, feats = features(kind, key, confidence, previous if kind in ("confidence", "agreement") else ())
-        p = rung.probability(raw, feats)
-        passed = p >= self.policy.threshold
-        reason = (
-            "ok"
-            if passed
-            else {"confidence": "low_confidence", "consistency": "low_agreement"}.get(kind, "rungs_disagree")
-        )
-        detail = f"calibrated {p:.3f} vs threshold {self.policy.threshold:.3f}"
+        passed, reason, p, detail = judge(self.policy, self.index, raw, feats)
         return Verdict(passed, reason, p, detail, self.name, value={"answer": answer})
 
 

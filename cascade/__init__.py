@@ -15,10 +15,11 @@ from ._errors import (
 from ._events import SCHEMA_VERSION, event_json_schema
 from ._gates import BaseGate, GateContext, Gates, RungGate, Skip
 from ._ladder import Ladder, Rung
+from ._progress import BatchProgress
 from ._providers import Anthropic, FunctionProvider, OpenAICompatible, Provider
 from ._result import Attempt, CascadeResult
 from ._shadow import Shadow, ShadowEstimate
-from ._sinks import EventSink, JsonlSink, MemorySink, MultiSink, StructlogSink, add_timestamp
+from ._sinks import EventSink, JsonlSink, MemorySink, MultiSink, StructlogSink, add_timestamp, event_level
 from ._types import Candidate, Completion, CompletionRequest, Step, TokenLogprob, ToolCall, Validator, Verdict
 
 __version__ = "0.1.0"
@@ -28,6 +29,7 @@ __all__ = [
     "Anthropic",
     "Attempt",
     "BaseGate",
+    "BatchProgress",
     "BudgetExhausted",
     "CallerError",
     "Candidate",
@@ -67,4 +69,5 @@ __all__ = [
     "Verdict",
     "add_timestamp",
     "event_json_schema",
+    "event_level",
 ]

@@ -18,6 +18,10 @@ SNIPPET_BASE_URL = "http://127.0.0.1:8000/v1"
 METHODS = ["never-lose", "ltt", "ltt-split", "empirical"]
 
 
+EXIT_NOT_CERTIFIED = 1
+"""``cascade tune`` found no ladder whose risk bound meets the target: CI must not carry on as if it had."""
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", nargs="?", help="dataset name in the data folder (mmlu) or a .jsonl(.gz) file in format v1")
     p.add_argument(
@@ -78,7 +82,7 @@ def register(subparsers: Any) -> None:
     tu = subparsers.add_parser("tune", help="fit thresholds and rungs with a risk guarantee; write a policy")
     _common(tu)
     tu.add_argument("--split", default="train", choices=["train", "test", "all"])
-    tu.add_argument("--out", default=None, help="write the fitted policy here (JSON; nothing is written unless asked)")
+    tu.add_argument("--out", default=None, help="write the fitted ladder (JSON) here; without it nothing is written")
     tu.add_argument(
         "--from-log",
         action="append",
@@ -213,6 +217,12 @@ def _eval(args: argparse.Namespace) -> int:
             policy = _fit(args, ds, ladder, args.fit)
         else:
             thr = args.thresholds if args.thresholds is not None else 0.5
+            if args.thresholds is None:
+                print(
+                    "cascade eval: no --thresholds, --fit or --policy: accepting when the raw signal >= 0.5 "
+                    "(--thresholds 0.5); pass one to choose",
+                    file=sys.stderr,
+                )
             ks = _fixed_samples(ds, ladder, args.validator, args.samples)
             rungs = [
                 RungPolicy(m, k, [0.0, 1.0], ds.model(m).price_in, ds.model(m).price_out, identity=True)
@@ -273,21 +283,23 @@ def _tune(args: argparse.Namespace) -> int:
         print(f"fitted on {f['n']} {args.split} queries ({f['families']} candidate ladders, delta split Bonferroni)")
     print(f"ladder: {' > '.join(policy.models)}; threshold {policy.threshold:.4f} on calibrated {policy.validator}")
     certified = bool(f.get("certified_ok", len(policy.rungs) == 1))
-    if "risk" in f:
-        print(
-            f"{policy.target} risk {f['risk']:.4f}, {1 - policy.delta:.0%} upper bound {f['risk_bound']:.4f} "
-            f"(target <= {policy.epsilon}); {'certified' if certified else 'NOT certified'}"
-        )
-        print(f"cost/query {f['cost_per_query']:.3g} vs top rung alone {f['top_cost_per_query']:.3g}")
+    print(
+        f"{policy.target} risk {f['risk']:.4f}, {1 - policy.delta:.0%} upper bound {f['risk_bound']:.4f} "
+        f"(target <= {policy.epsilon}); {'certified' if certified else 'NOT certified'}"
+    )
+    print(f"cost/query {f['cost_per_query']:.3g} vs top rung alone {f['top_cost_per_query']:.3g}")
     rate = f.get("answer_rule_match")
     if rate is not None and rate < 1.0:
         print(f"note: the answer rule {policy.answer} reproduces {rate:.2%} of the recorded answers from their texts")
-    if args.out:
-        print(f"wrote {args.out}\n")
-        print(SNIPPET.format(path=args.out, base_url=SNIPPET_BASE_URL, signals=", ".join(policy.signals) or "none"))
-    else:
-        print("(no policy file written: pass --out PATH)")
-    return 0 if certified else 1
+    if not certified:  # a policy without its guarantee is not something to paste into production
+        print(f"wrote {args.out} (not certified)" if args.out else "nothing written (not certified)")
+        return EXIT_NOT_CERTIFIED
+    if not args.out:
+        print("nothing written: pass --out FILE to save the policy (and see the code that loads it)")
+        return 0
+    print(f"wrote {args.out}\n")
+    print(SNIPPET.format(path=args.out, base_url=SNIPPET_BASE_URL, signals=", ".join(policy.signals) or "none"))
+    return 0
 
 
 def _say_never_lose(policy: Any) -> None:
@@ -333,5 +345,8 @@ def _refit(args: argparse.Namespace) -> int:
         )
     else:
         print(f"NOT certified: {info['why']}; the policy is the top rung alone")
-    print(f"wrote {args.out}" if args.out else "(no policy file written: pass --out PATH)")
-    return 0 if info["certified_ok"] else 1
+    if not info["certified_ok"]:
+        print(f"wrote {args.out} (not certified)" if args.out else "nothing written (not certified)")
+        return EXIT_NOT_CERTIFIED
+    print(f"wrote {args.out}" if args.out else "nothing written: pass --out FILE to save the policy")
+    return 0

@@ -150,3 +150,35 @@ def test_a_best_single_policy_is_certified_written_and_evaluated(
     assert json.loads(Path(out).read_text())["guarantee"]["certified"] is True
     assert main(["eval", path, "--policy", out]) == 0
     assert main(["tune", path]) == 0 and "nothing written" in capsys.readouterr().out
+
+
+def test_the_benchmark_runs_on_a_train_only_dataset_and_reads_the_signal_from_the_data(tmp_path: Path) -> None:
+    """benchmarks/replay.py raised KeyError 'test' on a dataset without a test split, and picked the
+    validator by the dataset's name: here a dataset called "mmlu" that records no confidence."""
+    import subprocess
+    import sys
+
+    rng = random.Random(7)
+    recs = []
+    for i in range(40):
+        a = "A" if rng.random() < 0.6 else "B"
+        recs.append(
+            record(
+                f"q{i}",
+                "A",
+                {
+                    "cheap": entry([a], "A"),
+                    "mid": entry([a], "A", price=PRICES["mid"]),
+                    "top": entry(["A"], "A", price=PRICES["top"]),
+                },
+                split="train",
+            )  # fmt: skip
+        )
+    write(tmp_path / "mmlu.jsonl.gz", recs)
+    (tmp_path / "catalog.json").write_text(json.dumps({"format_version": 1, "datasets": {"mmlu": {}}}))
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "replay.py"
+    env = {**__import__("os").environ, "CASCADE_DATA_DIR": str(tmp_path)}
+    proc = subprocess.run([sys.executable, str(bench), "mmlu"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("| mmlu"))
+    assert "| - |" in row  # no test split: the train-only columns are empty, the cross-fitted point is there

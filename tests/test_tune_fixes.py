@@ -172,7 +172,7 @@ def test_the_benchmark_runs_on_a_train_only_dataset_and_reads_the_signal_from_th
                     "top": entry(["A"], "A", price=PRICES["top"]),
                 },
                 split="train",
-            )  # fmt: skip
+            )
         )
     write(tmp_path / "mmlu.jsonl.gz", recs)
     (tmp_path / "catalog.json").write_text(json.dumps({"format_version": 1, "datasets": {"mmlu": {}}}))

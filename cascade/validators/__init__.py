@@ -7,9 +7,9 @@ from ._base import (
     BaseValidator,
     Candidate,
     Check,
+    CheckFn,
     Validator,
     Verdict,
-    as_validator,
     check,
     run_validator,
 )
@@ -21,6 +21,7 @@ from ._jsontext import find_json
 from ._policy import PolicyCheck
 from ._regex import Regex
 from ._schema import AnswerInvalid, JsonSchema, schema_of
+from ._spec import CheckSpec, as_validator
 
 __all__ = [
     "Agreement",
@@ -30,6 +31,8 @@ __all__ = [
     "BaseValidator",
     "Candidate",
     "Check",
+    "CheckFn",
+    "CheckSpec",
     "Choice",
     "Confidence",
     "JsonSchema",

@@ -82,13 +82,12 @@ def test_duplicated_rung_is_refused(tmp_path: Path, capsys: pytest.CaptureFixtur
     _one_line_error(capsys, "--ladder", "'cheap' appears twice")
 
 
-def test_reversed_ladder_warns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_reversed_ladder_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = str(write(tmp_path / "tiny.jsonl.gz", tiny()))
-    assert main(["eval", path, "--ladder", "top,cheap", "--validator", "confidence", "--thresholds", "0.5"]) == 0
-    err = capsys.readouterr().err
-    assert "warning: --ladder is not cheapest first: 'top'" in err
+    assert main(["eval", path, "--ladder", "top,cheap", "--validator", "confidence", "--thresholds", "0.5"]) == 2
+    _one_line_error(capsys, "--ladder is not cheapest first: 'top'", "reorder")
     assert main(["eval", path, "--ladder", "cheap,top", "--validator", "confidence", "--thresholds", "0.5"]) == 0
-    assert "warning" not in capsys.readouterr().err
+    assert capsys.readouterr().err == ""
 
 
 def test_validator_defaults_to_what_the_data_carries(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

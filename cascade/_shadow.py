@@ -226,7 +226,7 @@ class ShadowAudit:
             self.errors += 1
             self._event(result, "error", None, 0.0, started, getattr(exc, "reason", type(exc).__name__))
             return
-        _, _, cost = charge(completion, self._tokens(messages), wire, top.price_in, top.price_out)
+        _, _, cost, _ = charge(completion, self._tokens(messages), wire, top.price_in, top.price_out, worst)
         self._budget.settle(worst, cost)
         self.spent += cost
         mine, theirs = self._answer(result.output or ""), self._answer(completion.text)

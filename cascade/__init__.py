@@ -19,6 +19,7 @@ from ._ladder import Ladder, Rung
 from ._progress import BatchProgress
 from ._providers import Anthropic, FunctionProvider, OpenAICompatible, Provider
 from ._result import Attempt, CascadeResult
+from ._shadow import Shadow, ShadowEstimate
 from ._sinks import EventSink, JsonlSink, MemorySink, MultiSink, StructlogSink, add_timestamp, event_level
 from ._sticky import StickySessions
 from ._types import Candidate, Completion, CompletionRequest, Step, TokenLogprob, ToolCall, Validator, Verdict
@@ -59,6 +60,8 @@ __all__ = [
     "RetryPolicy",
     "Rung",
     "RungGate",
+    "Shadow",
+    "ShadowEstimate",
     "Skip",
     "SkipIdle",
     "Step",

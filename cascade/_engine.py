@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 import os
 import threading
@@ -26,6 +27,7 @@ from ._ledger import Budget, TokenCounter, prompt_token_bound
 from ._logs._resume import Resume, ResumeChanged
 from ._progress import ProgressCallback, ProgressTracker
 from ._result import CascadeResult, T
+from ._shadow import Shadow, ShadowAudit
 from ._sinks import EventLog, EventSink, Processor, add_timestamp, make_sink
 from ._types import Message
 from ._walk import Request, Walker, describe
@@ -63,6 +65,8 @@ class Cascade(Generic[T]):
     ``deadline_s`` is a latency budget for each request's whole walk (``run(deadline_s=...)`` per
     request): rungs whose p95 latency no longer fits are skipped, calls are cut at the time left, and
     nothing is accepted late (see ``cascade._deadline``).
+    ``shadow`` (a :class:`Shadow`) audits a sampled share of the answers accepted below the top against
+    the top rung, after they are returned and within its own budget (see ``cascade._shadow``; live estimate: ``cascade.shadow.estimate()``).
     """
 
     def __init__(
@@ -84,6 +88,7 @@ class Cascade(Generic[T]):
         deadline_s: float | None = None,
         response_model: type[T] | None = None,
         allow_budget_increase: bool = False,
+        shadow: Shadow | None = None,
     ) -> None:
         self.ladder = ladder if isinstance(ladder, Ladder) else Ladder(list(ladder))
         self.validators = as_validator(validators)
@@ -135,9 +140,37 @@ class Cascade(Generic[T]):
                 UserWarning,
                 stacklevel=2,
             )
+        if shadow is not None and not isinstance(shadow, Shadow):
+            raise ConfigError(f"shadow: expected a Shadow(rate=...), got {shadow!r}")
+        self.shadow: ShadowAudit | None = None
+        if shadow is not None:
+            self.shadow = ShadowAudit(
+                shadow, self.ladder.top, self._walker.wire_of, token_counter, self.events.emit, self.content
+            )
 
     def __repr__(self) -> str:
         return f"Cascade(rungs={self._rung_names!r}, budget_usd={self.budget_usd!r}, log={self.sink!r})"
+
+    @classmethod
+    def from_policy(
+        cls,
+        policy: Any,
+        *,
+        providers: Any,
+        params: Mapping[str, Mapping[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> Cascade:
+        """Run a policy fitted by ``cascade tune`` (a path or a ``cascade.replay.Policy``) live: its rungs
+        on ``providers`` (one provider, or one per model name), each judged by the policy's rule and
+        asked for exactly the signals it reads (see ``cascade.validators._policy``). ``kwargs`` go to
+        ``Cascade`` (budget, log, ...)."""
+        from .validators._policy import load_policy, policy_ladder
+
+        pol = load_policy(policy)
+        shadow = kwargs.get("shadow")
+        if isinstance(shadow, Shadow) and shadow.answer is None:  # audit with the policy's own answer rule
+            kwargs["shadow"] = dataclasses.replace(shadow, answer=pol.answer)
+        return cls(policy_ladder(pol, providers, params=params), **kwargs)
 
     # ------------------------------------------------------------------ public API
 
@@ -168,6 +201,8 @@ class Cascade(Generic[T]):
             self._walker.finish(req, best_effort, error=exc)
             raise
         self._walker.finish(req, best_effort)
+        if self.shadow is not None:  # after the answer is final; the audit call runs in the background
+            self.shadow.after(req.messages, req.params, req.result)
 
     def run_sync(self, messages: Sequence[Message], **kwargs: Any) -> CascadeResult[T]:
         """Blocking ``run`` for code without an event loop (one private loop per thread, reused)."""
@@ -307,7 +342,10 @@ class Cascade(Generic[T]):
         return loop.run_until_complete(batch)
 
     async def aclose(self) -> None:
-        """Close the providers' connections of the running loop and the log sink."""
+        """Wait for running shadow audits, then close the providers' connections of the running loop and
+        the log sink."""
+        if self.shadow is not None:
+            await self.shadow.drain()
         for rung in self.ladder.rungs:
             await rung.provider.aclose()
         self.events.close()

@@ -7,7 +7,8 @@ against this module), and the
 docs' event reference is generated from them. ``v`` is :data:`SCHEMA_VERSION` on every event.
 
 Every request produces one ``attempt`` event per attempt and then exactly one ``request`` event;
-``breaker``, ``idle`` and ``resume`` events record state changes. ``ts`` (unix seconds) is added by the
+``breaker``, ``idle`` and ``resume`` events record state changes; ``shadow`` events the audit of an
+accepted answer against the top rung (``cascade._shadow``). ``ts`` (unix seconds) is added by the
 default processor (``add_timestamp``). Readers must ignore event kinds and fields they do not know, and
 skip (and report) lines that are not JSON objects: a crash can tear the last line
 (``cascade._logs._read``). A new kind is a new ``TypedDict`` here, added to :data:`EVENT_TYPES`.
@@ -180,12 +181,39 @@ class ResumeEvent(TypedDict):
     bad_lines: list[BadLineRecord]
 
 
+ShadowOutcome = Literal["agree", "disagree", "error", "skipped"]
+
+
+class ShadowEvent(TypedDict):
+    """A shadow audit of one request accepted below the top (``Cascade(shadow=Shadow(...))``): the top
+    rung was also asked, after the answer was returned. ``outcome``: the two answers ``agree`` or
+    ``disagree``; ``error`` (the top rung failed; ``reason`` says why) or ``skipped`` (the shadow's own
+    budget, ``shadow_budget_exhausted``). ``rate`` is the sampling rate; ``cost_usd`` the shadow call's
+    spend (never the request's); ``output``/``output_hash`` the top rung's answer with content logging."""
+
+    event: Literal["shadow"]
+    v: int
+    ts: NotRequired[float]
+    request_id: str
+    rung: str
+    top: str
+    outcome: ShadowOutcome
+    rate: float
+    cost_usd: float
+    latency_ms: float
+    reason: str | None
+    metadata: dict[str, Any]
+    output: NotRequired[str | None]
+    output_hash: NotRequired[str]
+
+
 EVENT_TYPES: Mapping[str, type[Any]] = {
     "attempt": AttemptEvent,
     "request": RequestEvent,
     "breaker": BreakerEvent,
     "idle": IdleEvent,
     "resume": ResumeEvent,
+    "shadow": ShadowEvent,
 }
 """Every event kind the library writes, by its ``event`` field."""
 

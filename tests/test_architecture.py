@@ -113,4 +113,4 @@ def test_the_published_event_schema_is_generated_from_the_typed_definitions() ->
     kinds = {
         d["properties"]["event"]["const"] for d in published["$defs"].values() if "event" in d.get("properties", {})
     }
-    assert kinds == {"attempt", "request", "breaker", "idle", "resume"}
+    assert kinds == {"attempt", "request", "breaker", "idle", "resume", "shadow"}

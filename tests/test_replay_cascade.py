@@ -64,6 +64,10 @@ def test_cli_eval_json_keys_and_tune_writes_policy(tmp_path, capsys):
                 "test",
                 "--epsilon",
                 "0.5",
+                "--method",
+                "ltt",
+                "--target",
+                "agreement",
                 "--out",
                 str(out),
             ]
@@ -73,7 +77,7 @@ def test_cli_eval_json_keys_and_tune_writes_policy(tmp_path, capsys):
     assert Policy.load(out).models[-1] == "top"  # asked for with --out: written, and said to be uncertified
     text = capsys.readouterr().out
     assert "NOT certified" in text and "(not certified)" in text
-    assert "Cascade(Ladder(rungs))" not in text  # no snippet to paste for a policy without its guarantee
+    assert "Cascade.from_policy" not in text  # no snippet to paste for a policy without its guarantee
 
 
 def test_cli_unknown_model_is_a_clear_error(tmp_path, capsys):

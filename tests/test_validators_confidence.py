@@ -240,3 +240,11 @@ def leaves(value: object) -> list[object]:
     if isinstance(value, list):
         return [x for v in value for x in leaves(v)]
     return [value]
+
+
+@pytest.mark.parametrize("top", [(), (("billing", math.log(0.6)),)])
+def test_label_without_alternatives_is_its_raw_probability(top: tuple[tuple[str, float], ...]) -> None:
+    # a provider sending top_logprobs=0 or 1 returns no alternative: p=0.6 must not pass 0.95 as 1.0
+    stream = [TokenLogprob("billing", math.log(0.6), top)]
+    v = verdict(Confidence(0.95, labels=["billing", "refund"]), candidate("billing", stream))
+    assert not v.passed and v.reason == "low_confidence" and v.score == pytest.approx(0.6)

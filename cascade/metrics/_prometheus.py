@@ -47,6 +47,7 @@ class _Metrics:
     request_latency: Any
     top_rung: Any
     breaker_open: Any
+    shadow: Any
     buckets: tuple[tuple[float, ...], tuple[float, ...]]
 
     @classmethod
@@ -89,6 +90,13 @@ class _Metrics:
             breaker_open=prom.Gauge(
                 "breaker_open", "1 while the rung's circuit is open or half-open (calls skipped)", ["rung"], **kw
             ),
+            shadow=prom.Counter(
+                "shadow_audits",
+                "Shadow audits of answers accepted below the top, by answering rung and outcome (agree, disagree, "
+                "error, skipped): disagree / (agree + disagree) estimates the share differing from the top rung",
+                ["rung", "outcome"],
+                **kw,
+            ),
             buckets=(latency, scores),
         )
 
@@ -130,6 +138,7 @@ class PrometheusSink:
     * ``validator_score{validator}``, ``attempt_latency_seconds``, ``request_latency_seconds``: histograms;
     * ``top_rung_info{rung, model}`` (1 for the top rung, so rules can single it out) and
       ``breaker_open{rung}`` (1 while the rung's circuit is open or half-open): gauges.
+    * ``shadow_audits_total{rung, outcome}``: the shadow audit (agree, disagree, error, skipped; ``cascade._shadow``).
 
     ``registry`` defaults to prometheus-client's global registry. Sinks on the same registry and
     namespace share one set of collectors (so a second ``PrometheusSink()`` adds to the same series
@@ -161,6 +170,8 @@ class PrometheusSink:
             self._request(event)
         elif kind == "breaker":
             self.m.breaker_open.labels(rung=str(event.get("rung"))).set(0 if event.get("to") == "closed" else 1)
+        elif kind == "shadow":
+            self.m.shadow.labels(rung=str(event.get("rung")), outcome=str(event.get("outcome"))).inc()
 
     def _request(self, e: Event) -> None:
         self.m.requests.labels(outcome=str(e.get("outcome"))).inc()

@@ -47,6 +47,18 @@ class ModelEntry(BaseModel):
     cost_usd: float = Field(gt=0)
     latency_ms: float | None = None
     cost_is_estimate: bool = False
+    confidence_cost_usd: float = Field(default=0.0, ge=0)
+    """The part of ``cost_usd`` spent on a second "is this right?" call that produced ``confidence``
+    (0 when the confidence came with the answer, e.g. token logprobs). It is charged only where a
+    confidence check makes that call: never to a model used alone, nor to a rung judged otherwise."""
+
+    @field_validator("confidence_cost_usd")
+    @classmethod
+    def _within_cost(cls, v: float, info: Any) -> float:
+        total = info.data.get("cost_usd")
+        if total is not None and v >= total:
+            raise ValueError(f"must be below cost_usd ({total!r}): the answer itself costs something, got {v!r}")
+        return v
 
 
 class Record(BaseModel):

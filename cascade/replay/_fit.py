@@ -19,6 +19,7 @@ Needs numpy and scipy (the ``[eval]`` extra).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 from collections.abc import Sequence
@@ -27,7 +28,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.stats import beta
+from scipy.special import betaincinv
 
 from .._errors import ConfigError
 from ._data import Dataset, Record
@@ -38,13 +39,14 @@ IArr = NDArray[np.int64]
 THRESHOLDS: FArr = np.round(np.linspace(0.999, 0.3, 100), 4)
 
 
+@functools.lru_cache(maxsize=65536)
 def clopper_pearson_upper(errors: int, n: int, delta: float) -> float:
     """One-sided (1 - delta) Clopper-Pearson upper bound on a binomial rate from ``errors`` of ``n``."""
     if n <= 0:
         return 1.0
     if errors >= n:
         return 1.0
-    return float(beta.ppf(1 - delta, errors + 1, n - errors))
+    return float(betaincinv(errors + 1, n - errors, 1 - delta))
 
 
 def fit_logistic(x: FArr, y: FArr, ridge: float = 1e-3, iters: int = 50) -> list[float]:
@@ -78,19 +80,24 @@ class Column:
     raw: list[float | None]
     feats: FArr
     ok: NDArray[np.bool_]
+    check_cost: FArr | None = None  # paid when the rung's check runs (a separate confidence call)
 
 
 class Table:
-    """Per-record rung outcomes for a set of records, computed once with ``rung_outcome``."""
+    """Per-record rung outcomes for a set of records. Each (model, k) is scored once per dataset with
+    ``rung_outcome`` (cached on the dataset, so folds and refits reuse it); the features that compare
+    a rung with the earlier ones are then added with array operations, exactly as :func:`signal` does."""
 
     def __init__(self, dataset: Dataset, records: Sequence[Record], kind: str, order: str = "interleave") -> None:
         self.dataset, self.records, self.kind, self.order = dataset, list(records), kind, order
         self.prices = {m.model: (m.price_in, m.price_out) for m in dataset.models}
-        self._codes: dict[str, int] = {}
         self._cols: dict[tuple[str, int, tuple[str, ...]], Column] = {}
+        self._base = _base_cache(dataset, kind, order)
+        pos = self._base.positions
+        self.rows = np.array([pos[r.id] for r in self.records], dtype=np.int64)
 
     def code(self, key: str | None) -> int:
-        return -1 if key is None else self._codes.setdefault(key, len(self._codes))
+        return self._base.code(key)
 
     def column(self, model: str, k: int = 1, previous: Sequence[tuple[str, Column]] = ()) -> Column:
         """``previous``: the earlier rungs (name, column), used by signals that compare answers."""
@@ -99,18 +106,53 @@ class Table:
         cached = self._cols.get((model, k, names))
         if cached is not None:
             return cached
-        outs = [
-            rung_outcome(
-                self.kind,
-                r,
-                model,
-                k=k,
-                prices=self.prices[model],
-                order=self.order,
-                previous=[c.keys[i] for _, c in previous] if uses_prev else (),
-            )
-            for i, r in enumerate(self.records)
-        ]
+        base = self._base.column(model, k, self.prices[model])
+        rows = self.rows
+        code = base.code[rows]
+        if uses_prev and previous:
+            agree = np.stack([((code >= 0) & (c.code == code)).astype(float) for _, c in previous], axis=1)
+        else:
+            agree = np.zeros((len(rows), 0))
+        raw: list[float | None] = [base.raw[i] for i in rows]
+        if self.kind == "confidence":
+            feats = np.c_[base.feats[rows], agree]
+        elif self.kind == "agreement":
+            share = agree.mean(axis=1) if agree.shape[1] else np.zeros(len(rows))
+            feats = share.reshape(-1, 1)
+            raw = [float(x) for x in share]
+        else:
+            feats = base.feats[rows]
+        col = Column(
+            [base.keys[i] for i in rows],
+            code,
+            base.correct[rows],
+            base.cost[rows],
+            raw,
+            feats,
+            base.ok[rows],
+            base.check_cost[rows] if base.check_cost is not None else None,
+        )
+        self._cols[(model, k, names)] = col
+        return col
+
+
+class _Base:
+    """Every record of a dataset scored once per (model, k), without earlier rungs."""
+
+    def __init__(self, dataset: Dataset, kind: str, order: str) -> None:
+        self.dataset, self.kind, self.order = dataset, kind, order
+        self.positions = {r.id: i for i, r in enumerate(dataset.records)}
+        self._codes: dict[str, int] = {}
+        self._cols: dict[tuple[str, int], Column] = {}
+
+    def code(self, key: str | None) -> int:
+        return -1 if key is None else self._codes.setdefault(key, len(self._codes))
+
+    def column(self, model: str, k: int, prices: tuple[float, float]) -> Column:
+        got = self._cols.get((model, k))
+        if got is not None:
+            return got
+        outs = [rung_outcome(self.kind, r, model, k=k, prices=prices, order=self.order) for r in self.dataset.records]
         width = max((len(o.feats) for o in outs if o.feats is not None), default=1)
         feats = np.array([o.feats if o.feats is not None else (0.0,) * width for o in outs], float).reshape(
             len(outs), width
@@ -123,9 +165,24 @@ class Table:
             [o.raw for o in outs],
             feats,
             np.array([o.feats is not None for o in outs]),
+            np.array([o.check_cost for o in outs]),
         )
-        self._cols[(model, k, names)] = col
+        self._cols[(model, k)] = col
         return col
+
+
+_BASES: dict[tuple[int, str, str], tuple[Dataset, _Base]] = {}
+
+
+def _base_cache(dataset: Dataset, kind: str, order: str) -> _Base:
+    key = (id(dataset), kind, order)
+    got = _BASES.get(key)
+    if got is None or got[0] is not dataset:
+        if len(_BASES) > 16:
+            _BASES.clear()
+        got = (dataset, _Base(dataset, kind, order))
+        _BASES[key] = got
+    return got[1]
 
 
 def _prob(rung: RungPolicy, col: Column) -> FArr:
@@ -153,6 +210,8 @@ class Family:
         for j, col in enumerate(self.cols):
             cost += open_ * col.cost[:, None]
             if j < len(self.cols) - 1:
+                if col.check_cost is not None:
+                    cost += open_ * col.check_cost[:, None]
                 acc = open_ & (self.probs[j][:, None] >= thresholds[None, :])
                 who[acc] = j
                 open_ &= ~acc

@@ -29,7 +29,9 @@ from ._provider import Order, sample_cost, sample_order
 
 Kind = Literal["confidence", "consistency", "agreement", "schema"]
 KINDS: tuple[str, ...] = ("confidence", "consistency", "agreement", "schema")
-POLICY_FORMAT = "cascade-replay-policy"
+POLICY_FORMAT = "cascade-policy"
+POLICY_VERSION = 2
+_OLD_FORMATS = ("cascade-replay-policy",)  # version 1: no answer rule, read as {"kind": "text"}
 
 
 def answer_key(answer: Any) -> str | None:
@@ -48,6 +50,16 @@ class RungOutcome:
     cost: float
     raw: float | None
     feats: tuple[float, ...] | None = None
+    check_cost: float = 0.0  # paid on top of ``cost`` when the rung's check runs (not on the top rung)
+
+
+def vote_keys(keys: Sequence[str | None]) -> tuple[str | None, float]:
+    """Majority over answer keys (ties: earliest; None never wins) and its share of all keys."""
+    counts = Counter(k for k in keys if k is not None)
+    if not counts:
+        return None, 0.0
+    top = max(counts.values())
+    return next(k for k in keys if k is not None and counts[k] == top), top / len(keys)
 
 
 def vote(samples: Sequence[Sample]) -> tuple[Sample | None, float]:
@@ -69,6 +81,28 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
+def features(
+    kind: str, key: str | None, confidence: float | None, previous: Sequence[str | None] = ()
+) -> tuple[float | None, tuple[float, ...] | None]:
+    """The raw signal and calibrator features of one answer, live or replayed alike (``key``: its
+    :func:`answer_key`; ``previous``: the earlier rungs' keys). Consistency has its own (:func:`signal`).
+
+    * confidence: logit(confidence), then 1/0 per earlier rung agreeing with this answer;
+    * agreement: the share of earlier rungs agreeing; schema: 1/0 the answer parsed."""
+    agree = tuple(1.0 if key is not None and p == key else 0.0 for p in previous)
+    if kind == "confidence":
+        if confidence is None:
+            return None, None
+        return confidence, (_logit(confidence), *agree)
+    if kind == "agreement":
+        raw = sum(agree) / len(agree) if agree else 0.0
+        return raw, (raw,)
+    if kind == "schema":
+        raw = 1.0 if key is not None else 0.0
+        return raw, (raw,)
+    raise ConfigError(f"validator: expected one of {list(KINDS)}, got {kind!r}")
+
+
 def signal(
     kind: str, samples: Sequence[Sample], previous: Sequence[str | None] = ()
 ) -> tuple[Sample, float | None, tuple[float, ...] | None]:
@@ -80,12 +114,6 @@ def signal(
     * agreement: the share of earlier rungs agreeing; schema: 1/0 parsed.
     """
     s = samples[0]
-    key = answer_key(s.answer)
-    agree = tuple(1.0 if key is not None and p == key else 0.0 for p in previous)
-    if kind == "confidence":
-        if s.confidence is None:
-            return s, None, None
-        return s, s.confidence, (_logit(s.confidence), *agree)
     if kind == "consistency":
         if len(samples) < 2:
             return s, 0.0, (0.0,)
@@ -99,13 +127,8 @@ def signal(
             same = majors[0] is not None and all(m == majors[0] for m in majors)
             feats = (share, 1.0 if same else 0.0)
         return (chosen if chosen is not None else s), share, feats
-    if kind == "agreement":
-        raw = sum(agree) / len(agree) if agree else 0.0
-        return s, raw, (raw,)
-    if kind == "schema":
-        raw = 1.0 if s.answer is not None else 0.0
-        return s, raw, (raw,)
-    raise ConfigError(f"validator: expected one of {list(KINDS)}, got {kind!r}")
+    raw, feats_ = features(kind, answer_key(s.answer), s.confidence, previous)
+    return s, raw, feats_
 
 
 def rung_outcome(
@@ -124,7 +147,21 @@ def rung_outcome(
     samples = [entry.samples[i] for i in served]
     cost = sample_cost(entry, served, *prices)
     s, raw, feats = signal(kind, samples, previous)
-    return RungOutcome(answer_key(s.answer), s.answer, bool(s.correct), cost, raw, feats)
+    check_cost = entry.confidence_cost_usd if kind == "confidence" else 0.0
+    return RungOutcome(answer_key(s.answer), s.answer, bool(s.correct), cost, raw, feats, check_cost)
+
+
+REASONS = {"confidence": "low_confidence", "consistency": "low_agreement"}
+"""The escalation reason of a rung whose calibrated signal is below the threshold (else ``rungs_disagree``)."""
+
+
+def judge(policy: Policy, index: int, raw: float | None, feats: Sequence[float] | None) -> tuple[bool, str, float, str]:
+    """Rung ``index``'s decision on its signal: (passed, reason, calibrated score, detail); shared by the
+    live check and the replay one so both decide alike."""
+    p = policy.rungs[index].probability(raw, feats)
+    passed = p >= policy.threshold
+    reason = "ok" if passed else REASONS.get(policy.validator, "rungs_disagree")
+    return passed, reason, p, f"calibrated {p:.3f} vs threshold {policy.threshold:.3f}"
 
 
 @dataclass
@@ -164,6 +201,9 @@ class Policy:
     delta: float = 0.1
     method: str = "ltt"
     fit: dict[str, Any] = field(default_factory=dict)
+    answer: dict[str, Any] = field(default_factory=lambda: {"kind": "text"})
+    """How a live check reads the answer from a rung's text (``cascade.validators._policy.extract``):
+    ``{"kind": "choice", "labels": [...]}``, ``{"kind": "regex", "pattern": ...}``, ``json`` or ``text``."""
 
     def __post_init__(self) -> None:
         if self.validator not in KINDS:
@@ -196,13 +236,46 @@ class Policy:
                 order=self.order,
             )
             total += out.cost
-            if j == len(self.rungs) - 1 or rung.probability(out.raw, out.feats) >= self.threshold:
+            if j == len(self.rungs) - 1:
+                return j, out, total
+            total += out.check_cost
+            if rung.probability(out.raw, out.feats) >= self.threshold:
                 return j, out, total
             previous.append(out.key)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    @property
+    def signals(self) -> list[str]:
+        """What the live rungs must supply: ``logprobs`` (confidence), ``samples`` (self-consistency),
+        ``history`` (a rung weighs the earlier rungs' answers)."""
+        cheap = self.rungs[:-1]
+        out = []
+        if self.validator == "confidence" and cheap:
+            out.append("logprobs")
+        if self.validator == "consistency" and any(r.k > 1 for r in cheap):
+            out.append("samples")
+        if (self.validator == "agreement" and cheap) or any(len(r.w) > 2 and not r.identity for r in cheap):
+            out.append("history")
+        return out
+
+    @property
+    def guarantee(self) -> dict[str, Any]:
+        """What the fit certified, on which data (also written to the policy file)."""
+        f = self.fit
+        return {
+            "target": self.target,
+            "epsilon": self.epsilon,
+            "delta": self.delta,
+            "method": self.method,
+            "risk_bound": f.get("risk_bound"),
+            "certified": f.get("certified_ok"),
+            "data": {"dataset": self.dataset, "split": f.get("split"), "records": f.get("n")},
+        }
+
     def to_json(self) -> dict[str, Any]:
-        return {"format": POLICY_FORMAT, "version": 1, **asdict(self)}
+        body = asdict(self)
+        return {"format": POLICY_FORMAT, "version": POLICY_VERSION, **body, "signals": self.signals,
+                "guarantee": self.guarantee}  # fmt: skip
 
     def save(self, path: str | Path) -> None:
         try:
@@ -212,10 +285,14 @@ class Policy:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Policy:
-        if not isinstance(data, dict) or data.get("format") != POLICY_FORMAT:
+        if not isinstance(data, dict) or data.get("format") not in (POLICY_FORMAT, *_OLD_FORMATS):
             data = data if isinstance(data, dict) else {"format": type(data).__name__}
             raise ConfigError(f"format: expected {POLICY_FORMAT!r}, got {data.get('format')!r}")
-        body = {k: v for k, v in data.items() if k not in ("format", "version")}
+        version = data.get("version", 1)
+        if not isinstance(version, int) or not 1 <= version <= POLICY_VERSION:
+            raise ConfigError(f"version: expected 1..{POLICY_VERSION}, got {version!r} (a newer cascade wrote it?)")
+        derived = ("format", "version", "signals", "guarantee")  # recomputed from the rest
+        body = {k: v for k, v in data.items() if k not in derived}
         try:
             body["rungs"] = [RungPolicy(**r) for r in body.get("rungs", [])]
             return cls(**body)

@@ -19,6 +19,8 @@ from .._types import Completion, CompletionRequest, TokenLogprob
 from ._data import Dataset, ModelEntry, Record, Sample
 
 Order = str  # "recorded" | "interleave"
+CONFIDENCE_CALL = "replay_confidence_call"
+"""Request param of the confidence check's separate call (datasets with ``confidence_cost_usd``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +54,11 @@ def sample_order(entry: ModelEntry, order: Order) -> list[int]:
 
 
 def sample_cost(entry: ModelEntry, served: list[int], price_in: float, price_out: float) -> float:
-    """Cost of the given samples: recorded ``cost_usd`` when the model has one sample, else the
-    prompt once plus each sample's output tokens (section 1.7)."""
+    """Cost of the given samples: recorded ``cost_usd`` when the model has one sample (less the
+    ``confidence_cost_usd`` of a separate confidence call, charged only by the check that makes it),
+    else the prompt once plus each sample's output tokens (section 1.7)."""
     if len(entry.samples) == 1:
-        return entry.cost_usd
+        return entry.cost_usd - entry.confidence_cost_usd
     per = entry.tokens_out / len(entry.samples)
     out = 0.0
     for i in served:
@@ -123,8 +126,10 @@ class ReplayProvider:
         first = pos == 0
         per = entry.tokens_out // len(entry.samples)
         tokens_out = sample.tokens_out if sample.tokens_out is not None else per
+        if request.params.get(CONFIDENCE_CALL):  # the check's own "is this right?" call
+            return self._confidence_call(request, rec, entry)
         if len(entry.samples) == 1:
-            cost = entry.cost_usd
+            cost = entry.cost_usd - entry.confidence_cost_usd
             tokens_out = entry.tokens_out
         else:
             cost = ((entry.tokens_in * pin if first else 0.0) + tokens_out * pout) / 1_000_000
@@ -148,6 +153,19 @@ class ReplayProvider:
             self._history.setdefault(rec.id, {})[request.model] = served
         self.calls += 1
         return completion
+
+    def _confidence_call(self, request: CompletionRequest, rec: Record, entry: ModelEntry) -> Completion:
+        """The recorded second call that produced the confidence, charged its ``confidence_cost_usd``."""
+        sample = entry.samples[0]
+        self.calls += 1
+        return Completion(
+            text="" if sample.confidence is None else f"{100 * sample.confidence:.4f}",
+            tokens_in=0,
+            tokens_out=0,
+            model=request.model,
+            cost_usd=entry.confidence_cost_usd,
+            confidence=sample.confidence,
+        )
 
     def served(self, completion: Completion) -> Served:
         """The record and sample behind a completion this provider returned."""

@@ -30,6 +30,8 @@ MATCH_TOLERANCE = 0.005
 def evaluate(dataset: Dataset, policy: Policy, split: str = "test") -> dict[str, Any]:
     """Replay ``split`` through the policy's cascade and compute every figure of the report."""
     records = dataset.split(split)
+    if not records:
+        raise ConfigError(f"split: {dataset.name!r} has no {split!r} records to evaluate")
     prices = {m.model: (m.price_in, m.price_out) for m in dataset.models}
     outs = run_policy_sync(dataset, policy, records)
     sim = [policy.decide(r) for r in records]
@@ -91,7 +93,7 @@ def evaluate(dataset: Dataset, policy: Policy, split: str = "test") -> dict[str,
         "oracle": {"accuracy": oa, "cost_per_query": oc},
         "cost_ratio_at_matched_accuracy": None if matched is None else matched / best.cost_per_query,
         "apgr": apgr(points, (weak.cost_per_query, weak.accuracy), (strong.cost_per_query, strong.accuracy))
-        if len(policy.rungs) > 1 and weak.accuracy != strong.accuracy
+        if len(policy.rungs) > 1 and weak.accuracy != strong.accuracy and weak.cost_per_query < strong.cost_per_query
         else None,
         "hull_auc": hull_auc(points, min(s.cost_per_query for s in singles), max(s.cost_per_query for s in singles)),
         "sweep": [{"cost_per_query": c, "accuracy": a} for c, a in points],
@@ -100,7 +102,24 @@ def evaluate(dataset: Dataset, policy: Policy, split: str = "test") -> dict[str,
         "risk_bound_from_fit": policy.fit.get("risk_bound"),
         "policy": policy.to_json(),
     }
+    report.update(_reach(dataset, records, policy, report))
     return report
+
+
+def _reach(dataset: Dataset, records: list[Any], policy: Policy, report: dict[str, Any]) -> dict[str, Any]:
+    """The in-sample ceiling of the signals on this split, and the share of its saving the fit captured."""
+    try:
+        from ._reach import ceiling, share_captured
+    except ImportError:  # pragma: no cover - numpy/scipy missing: the figures need the [eval] extra
+        return {"ceiling": None, "share_of_ceiling_saving": None}
+    ceil = ceiling(dataset, records, policy.validator)
+    ratio = None if ceil is None else ceil.cost_ratio
+    return {
+        "ceiling": None if ceil is None else ceil.as_dict(),
+        "share_of_ceiling_saving": share_captured(
+            report["cost_ratio_vs_best"], report["accuracy_gap_vs_best_points"], ratio
+        ),
+    }
 
 
 def plot(report: dict[str, Any], path: str) -> None:

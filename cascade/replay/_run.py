@@ -41,7 +41,8 @@ def build_cascade(dataset: Dataset, policy: Policy, **cascade_kwargs: object) ->
         )
         for j, r in enumerate(policy.rungs)
     ]
-    return Cascade(Ladder(rungs), on_exhausted="best_effort", **cascade_kwargs), provider  # type: ignore[arg-type]
+    ladder = Ladder(rungs, order="as_given")  # the policy's order is deliberate (by recorded cost per query)
+    return Cascade(ladder, on_exhausted="best_effort", **cascade_kwargs), provider  # type: ignore[arg-type]
 
 
 async def run_policy(

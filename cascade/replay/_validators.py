@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..validators._base import BaseValidator, Candidate, Verdict
-from ._policy import Policy, answer_key, signal
-from ._provider import ReplayProvider
+from ._policy import Policy, answer_key, judge, signal
+from ._provider import CONFIDENCE_CALL, ReplayProvider
 
 
 class ReplaySignal(BaseValidator):
@@ -37,22 +37,12 @@ class ReplaySignal(BaseValidator):
             previous = [answer_key(history[m].sample.answer) for m in self.policy.models[: self.index]]
         if kind == "confidence" and candidate.completion.confidence != served.sample.confidence:
             raise ValueError("the completion's confidence differs from the recorded one")
+        is_top = self.index == len(self.policy.rungs) - 1
+        if kind == "confidence" and not is_top and served.record.responses[served.model].confidence_cost_usd > 0:
+            await candidate.ask(candidate.messages, {CONFIDENCE_CALL: True})  # the recorded "is this right?" call
         chosen, raw, feats = signal(kind, samples, previous if kind in ("confidence", "agreement") else ())
         value: dict[str, Any] = {"answer": chosen.answer, "correct": bool(chosen.correct)}
         if self.index == len(self.policy.rungs) - 1:
             return Verdict(True, "ok", None, "top rung", value=value, text=chosen.text)
-        p = rung.probability(raw, feats)
-        passed = p >= self.policy.threshold
-        reason = (
-            "ok"
-            if passed
-            else {"confidence": "low_confidence", "consistency": "low_agreement"}.get(kind, "rungs_disagree")
-        )
-        return Verdict(
-            passed,
-            reason,
-            p,
-            f"calibrated {p:.3f} vs threshold {self.policy.threshold:.3f}",
-            value=value,
-            text=chosen.text,
-        )
+        passed, reason, p, detail = judge(self.policy, self.index, raw, feats)
+        return Verdict(passed, reason, p, detail, value=value, text=chosen.text)

@@ -292,6 +292,22 @@ def _mix(shares: dict[str, float]) -> str:
     return ", ".join(f"{k} {100 * v:.0f}%" for k, v in list(shares.items())[:2]) or "-"
 
 
+def shadow_table(sh: dict[str, Any]) -> Table:
+    """The shadow audit (``cascade._shadow``): accepted answers re-asked to the top rung."""
+    rows = [
+        ["audited / accepted below top", f"{sh['compared']:,} / {sh['accepted_below_top']:,}"],
+        ["differ from the top rung", f"{pct(sh['disagreement'])} (95% CI {_ci(sh['disagreement_ci95'])})"],
+        ["answers lost vs top alone (estimate)", f"{pct(sh['lost_vs_top'])} (95% CI {_ci(sh['lost_vs_top_ci95'])})"],
+        ["audit errors / skipped (budget)", f"{sh['errors']:,} / {sh['skipped']:,}"],
+        ["audit spend", usd(sh["spent_usd"])],
+    ]
+    return Table("Shadow audit (accepted answers re-asked to the top rung)", ["figure", "value"], rows)
+
+
+def _ci(ci: Sequence[float] | None) -> str:
+    return "-" if not ci else f"{pct(ci[0])}-{pct(ci[1])}"
+
+
 def tables(d: dict[str, Any], by: Sequence[str] = ()) -> list[Table]:
     out = [overview(d)]
     out += _attempt_tables("By rung", "rung", d["by_rung"])
@@ -304,6 +320,8 @@ def tables(d: dict[str, Any], by: Sequence[str] = ()) -> list[Table]:
         out.append(metadata_table(d["by_metadata"]))
     if d.get("slices"):
         out.append(slices_table(d["slices"], d["by"]))
+    if d.get("shadow"):
+        out.append(shadow_table(d["shadow"]))
     if d.get("compare"):
         out += drift_tables(d["compare"])
     return out

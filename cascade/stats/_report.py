@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from .._shadow import ShadowTally
 from ._aggregate import Stats
 from ._attribution import explain
 from ._drift import Thresholds, Window, compare
@@ -94,15 +95,21 @@ def build_report(
     bad = _Bad()
     other = 0
 
-    def on_other(_e: Event) -> None:
+    shadow = ShadowTally()  # the shadow audit's section (cascade._shadow)
+
+    def on_other(e: Event) -> None:
         nonlocal other
         other += 1
+        ts = e.get("ts")
+        if e.get("event") == "shadow" and (not isinstance(ts, (int, float)) or _in_range(float(ts), since, until)):
+            shadow.add(e)
 
     for e in read_events(files, bad, on_other):
         ts = float(e["ts"])
         if not _in_range(ts, since, until):
             continue
         stats.add(e)
+        shadow.add(e)
         if plot is not None:
             plot.add(e)
         if plot_by is not None:
@@ -122,6 +129,7 @@ def build_report(
     }
     data.update(stats.as_dict())
     data["other_events"] = other
+    data["shadow"] = shadow.estimate().as_dict() if shadow.audited else None
     data["bad_lines"] = {"count": bad.count, "samples": bad.samples}
     data["compare"] = None
     if series:

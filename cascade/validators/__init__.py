@@ -1,5 +1,6 @@
 """Quality checks that decide every escalation: schema, self-consistency, confidence, custom."""
 
+from ._agreement import Agreement
 from ._base import (
     AllOf,
     AnyOf,
@@ -17,12 +18,14 @@ from ._confidence import Confidence
 from ._consistency import SelfConsistency
 from ._feedback import feedback_message, reask_messages
 from ._jsontext import find_json
+from ._policy import PolicyCheck
 from ._regex import Regex
 from ._schema import AnswerInvalid, JsonSchema, schema_of
 from ._spec import CheckSpec, as_validator
 from ._tools import ToolCalls
 
 __all__ = [
+    "Agreement",
     "AllOf",
     "AnswerInvalid",
     "AnyOf",
@@ -34,6 +37,7 @@ __all__ = [
     "Choice",
     "Confidence",
     "JsonSchema",
+    "PolicyCheck",
     "Regex",
     "SelfConsistency",
     "ToolCalls",

@@ -96,7 +96,8 @@ def label_probability(
     ``p(chosen) / sum(p(a))`` over the chosen token and the distinct alternatives ``a`` of
     ``top_logprobs`` at that position that can begin a label: with ``labels`` given, those whose rest
     after ``pre`` is a prefix of some label or starts with one; without ``labels``, every alternative.
-    With no alternatives returned this is the chosen token's raw probability. Returns
+    When the provider returned no alternative other than the chosen token (``top_logprobs`` 0 or 1)
+    this is the chosen token's raw probability: normalising over the chosen token alone would say 1.0. Returns
     ``(confidence, i)`` or None when no token covers ``start``.
     """
     text, spans = token_offsets(tokens)
@@ -105,6 +106,8 @@ def label_probability(
         return None
     chosen = tokens[idx]
     pre = text[spans[idx][0] : start]
+    if not any(alt != chosen.token for alt, _ in chosen.top):  # no alternative returned: nothing to normalise by
+        return math.exp(chosen.logprob), idx
     mass = {chosen.token: chosen.logprob}
     for alt, lp in chosen.top:
         if alt in mass or not _can_start(alt, pre, labels):

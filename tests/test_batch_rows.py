@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -165,7 +164,7 @@ def test_the_job_cap_stops_the_job_and_never_lets_spend_pass_it(labelled: TestSe
 def test_misuse_is_refused_with_the_field_named(labelled: TestServer, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="messages/prompt: give exactly one"):
         RowSpec(messages="m", prompt="p")
-    with pytest.raises(ConfigError, match="fields: .*'outcome'"):
+    with pytest.raises(ConfigError, match=r"fields: .*'outcome'"):
         RowSpec(prompt="p", fields=("outcome",))
     with pytest.raises(ConfigError, match="concurrency: expected an integer >= 1, got 0"):
         BatchRunner(ServerLadder(labelled.base_url), SPEC, concurrency=0)

@@ -30,10 +30,12 @@ _NUMBERS = (
 
 
 def check_files(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
-    """The paths as strings, or :class:`LogFileError` naming the first one that cannot be read."""
+    """The files the paths name (directories and globs expanded, see ``_files``), or
+    :class:`LogFileError` naming the first one that cannot be read."""
+    from ._files import expand_paths
+
     out = []
-    for p in paths:
-        path = os.fspath(p)
+    for path in expand_paths(paths):
         if not os.path.exists(path):
             raise LogFileError(f"log file not found: {path}")
         if os.path.isdir(path):

@@ -12,6 +12,7 @@ from typing import Any
 
 from ._aggregate import Stats
 from ._drift import Thresholds, Window, compare
+from ._files import file_summary
 from ._reader import BadLine, Event, check_files, read_events
 
 SCHEMA = "cascade.stats/1"
@@ -97,6 +98,7 @@ def build_report(
     window: Window | None = None,
     thresholds: Thresholds | None = None,
     series: bool = False,
+    per_file: bool = False,
 ) -> Report:
     """The full report; raises ``LogFileError`` for a file that cannot be opened."""
     files = check_files(paths)
@@ -118,18 +120,22 @@ def build_report(
         nonlocal other
         other += 1
 
-    for e in read_events(files, bad, on_other):
-        ts = float(e["ts"])
-        if not _in_range(ts, since, until):
-            continue
-        stats.add(e)
-        if plot is not None:
-            plot.add(e)
-        if cut is not None and prev is not None and cur is not None:
-            if cut[1] < ts <= cut[2]:
-                cur.add(e)
-            elif cut[0] < ts <= cut[1]:
-                prev.add(e)
+    own: dict[str, Stats] = {path: Stats() for path in files} if per_file else {}
+    for path in files:
+        for e in read_events([path], bad, on_other):
+            ts = float(e["ts"])
+            if not _in_range(ts, since, until):
+                continue
+            stats.add(e)
+            if per_file:
+                own[path].add(e)
+            if plot is not None:
+                plot.add(e)
+            if cut is not None and prev is not None and cur is not None:
+                if cut[1] < ts <= cut[2]:
+                    cur.add(e)
+                elif cut[0] < ts <= cut[1]:
+                    prev.add(e)
 
     data: dict[str, Any] = {
         "schema": SCHEMA,
@@ -141,6 +147,8 @@ def build_report(
     data.update(stats.as_dict())
     data["other_events"] = other
     data["bad_lines"] = {"count": bad.count, "samples": bad.samples}
+    if per_file:
+        data["per_file"] = [file_summary(path, own[path]) for path in files]
     data["compare"] = None
     if window is not None:
         th = thresholds or Thresholds()

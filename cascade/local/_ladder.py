@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 
 from .._ladder import Rung
-from .._openai import OpenAICompatible
+from .._providers._openai import OpenAICompatible
 from ._errors import LocalLadderUnavailable, LocalServerError
 from ._models import DEFAULT_MODELS, RUNTIME_REQUIREMENT, ModelSpec, weight_requirements
 from ._process import ManagedProcess, TerminateAsInterrupt, free_port, stop_all

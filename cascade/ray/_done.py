@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .._logread import MAX_LINE_BYTES, BadLine, iter_lines, parse_line
+from .._logs._read import MAX_LINE_BYTES, BadLine, iter_lines, parse_line
+from .._logs._resume import _finished, _rebuild
 from .._result import CascadeResult
-from .._resume import _finished, _rebuild
 
 LOG_PATTERNS = ("*.jsonl", "*.jsonl.gz")
 

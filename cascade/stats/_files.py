@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from .._logread import LogFileError
+from .._logs._read import LogFileError
 from ._aggregate import Stats
 
 LOG_PATTERNS = ("*.jsonl", "*.jsonl.gz")

@@ -14,7 +14,7 @@ Each output row carries ``request_id``, ``answer``, ``answered_by``, ``accepted`
 
 from ._batch import JOB_BUDGET_REASON, BatchRunner, CascadeFactory, JobCap
 from ._dataset import CascadeWorker, JobBudget, map_dataset
-from ._done import DoneRows, log_files
+from ._done import DoneRows
 from ._frames import PartitionMapper
 from ._rows import OUTPUT_COLUMNS, RowSpec
 
@@ -29,6 +29,5 @@ __all__ = [
     "JobCap",
     "PartitionMapper",
     "RowSpec",
-    "log_files",
     "map_dataset",
 ]

@@ -14,11 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .._logs._files import log_files
 from .._logs._read import MAX_LINE_BYTES, BadLine, iter_lines, parse_line
 from .._logs._resume import _finished, _rebuild
 from .._result import CascadeResult
-
-LOG_PATTERNS = ("*.jsonl", "*.jsonl.gz")
 
 
 class DoneRows:
@@ -88,11 +87,3 @@ class DoneRows:
                 self.repeats += 1
             else:
                 self.done[rid] = _rebuild(event, attempts)
-
-
-def log_files(directory: str | os.PathLike[str]) -> list[Path]:
-    """The JSONL logs (plain or gzip) directly in ``directory``, sorted; none when it does not exist."""
-    root = Path(directory)
-    if not root.is_dir():
-        return []
-    return sorted({p for pattern in LOG_PATTERNS for p in root.glob(pattern) if p.is_file()})

@@ -59,9 +59,16 @@ class PartitionMapper:
         for frame in frames:
             yield self(frame)
 
-    def output_columns(self) -> list[str]:
-        """The columns added to each row (for a Dask ``meta`` or a Spark schema)."""
-        return list(self.spec.output_columns)
+    def meta(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """An empty frame of the output's columns and types, for Dask's ``meta=`` (without it, Dask would
+        run the mapper on made-up rows to guess them, and pay for those requests)."""
+        import pandas as pd
+
+        out = rows.iloc[:0].copy()
+        for name in self.spec.output_columns:
+            dtype = {"accepted": "bool", "resumed": "bool", "cost_usd": "float64"}.get(name, "object")
+            out[name] = pd.Series(dtype=dtype)
+        return out
 
     def runner(self) -> BatchRunner:
         """This process's runner, built on first use (one per thread: a threaded scheduler's workers

@@ -12,9 +12,9 @@ order, on a local Ray cluster of 2 CPUs (started once, not timed):
 
 Rows/s include each job's actor start-up (a job pays it); the start-up alone is the time of a job of
 two rows per worker, and the rows/s after it are also shown. The overhead per row is (1-worker time
-after start-up - map time) / rows. Then the issue's full run: ``--full-rows`` rows, 2 workers, 5% injected faults, checked:
-rows out = rows in, the ledger (sum of the rows' costs) = the sum of every worker's attempts, and the
-merged ``cascade stats`` = the sum of the per-worker ones.
+after start-up - map time) / rows. Then the issue's full run: ``--full-rows`` rows, 2 workers, 5%
+injected faults, checked: rows out = rows in, the ledger (sum of the rows' costs) = the sum of every
+worker's attempts, and the merged ``cascade stats`` = the sum of the per-worker ones.
 """
 
 from __future__ import annotations

@@ -8,11 +8,12 @@ order, on a local Ray cluster of 2 CPUs (started once, not timed):
 
 * ``map``: ``Cascade.map`` in this process, ``--concurrency`` in flight (the baseline);
 * ``ray 1 worker`` / ``ray 2 workers``: ``cascade.ray.map_dataset``, ``--concurrency`` per worker;
-* ``ray 2 workers + job cap``: the same with a ``JobBudget`` (two actor calls per row: its cost).
+* ``ray 2 workers + job cap``: the same with a ``JobBudget`` (two actor calls per row: its cost);
+* ``map`` again, last: how much the machine itself drifted over the run.
 
 Rows/s include each job's actor start-up (a job pays it); the start-up alone is the time of a job of
 two rows per worker, and the rows/s after it are also shown. The overhead per row is (1-worker time
-after start-up - map time) / rows. Then the issue's full run: ``--full-rows`` rows, 2 workers, 5%
+after start-up - mean map time) / rows. Then the issue's full run: ``--full-rows`` rows, 2 workers, 5%
 injected faults, checked: rows out = rows in, the ledger (sum of the rows' costs) = the sum of every
 worker's attempts, and the merged ``cascade stats`` = the sum of the per-worker ones.
 """
@@ -176,15 +177,17 @@ def main() -> None:
                 start_up[name] = on_ray(base_url, 2 * workers, workers, c, root / f"{tag}-start")[0]
                 budget = JobBudget(1000.0) if capped else None
                 took[name] = on_ray(base_url, n, workers, c, root / tag, budget)[0]
+            took["map (again, last)"] = in_process(base_url, n, c, root)  # the machine's drift over the run
+            start_up["map (again, last)"] = 0.0
             print(f"{n:,} rows, concurrency {c} per worker, 2 CPUs (python {sys.version.split()[0]})")
             print(f"  {'mode':<26} {'rows/s':>8} {'job s':>7} {'start-up s':>10} {'rows/s after start-up':>22}")
             for name, seconds in took.items():
                 steady = n / max(seconds - start_up[name], 1e-9)
                 print(f"  {name:<26} {n / seconds:8.1f} {seconds:7.2f} {start_up[name]:10.2f} {steady:22.1f}")
             ray1 = took["ray 1 worker"] - start_up["ray 1 worker"]
-            per_row = (ray1 - took["map"]) / n * 1000
+            per_row = (ray1 - (took["map"] + took["map (again, last)"]) / 2) / n * 1000
             cap = (took["ray 2 workers + job cap"] - took["ray 2 workers"]) / n * 1000
-            print(f"  overhead of the Ray path per row (1 worker after start-up - map): {per_row:+.3f} ms")
+            print(f"  overhead of the Ray path per row (1 worker after start-up - mean map): {per_row:+.3f} ms")
             print(f"  cost of the job-wide cap per row (2 workers, capped - uncapped):   {cap:+.3f} ms")
             if args.full_rows:
                 faults.put(0.05)

@@ -25,6 +25,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="Ray is not installed here: pip install 'cascade-router[ray]'")
 pytest.importorskip("ray.data", reason="Ray Data is not installed here: pip install 'ray[data]'")
 pd = pytest.importorskip("pandas", reason="pandas comes with the [ray] extra")
+pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow comes with ray[data]")
 
 import batch_jobs  # noqa: E402
 from batch_jobs import BUDGET_USD, PROMPT, ServerLadder, answer, answered_twice, events, tickets  # noqa: E402
@@ -137,6 +138,29 @@ def test_the_job_wide_cap_stops_cleanly_and_a_restart_finishes_the_job(
     assert not answered_twice(tmp_path)
     asked = {r.body["messages"][-1]["content"].split(":")[0] for r in labelled.requests[calls_before:]}
     assert asked == {f"Ticket {i}" for i in refused["id"]}  # the restart paid only for the unrun rows
+
+
+def test_a_cap_of_zero_runs_no_row_and_every_block_keeps_the_output_types(
+    cluster: None, labelled: TestServer, tmp_path: Path
+) -> None:
+    ds = map_dataset(
+        ray.data.from_items(tickets(400)),
+        ServerLadder(labelled.base_url),
+        prompt=PROMPT,
+        id_column="id",
+        workers=WORKERS,
+        batch_size=100,
+        log_dir=tmp_path / "logs",
+        budget=JobBudget(0.0),
+    )
+    ds.write_parquet(str(tmp_path / "out"))
+    schemas = {str(pq.read_schema(f).remove_metadata()) for f in sorted((tmp_path / "out").glob("*.parquet"))}
+    assert len(schemas) == 1, schemas  # one schema for every block, though no block has an answer
+    table = pq.read_table(tmp_path / "out")
+    assert table.num_rows == 400 and not labelled.requests  # nothing was sent: the cap stopped it first
+    assert table.schema.field("answer").type == "string"
+    assert table.schema.field("reasons").type.value_type == "string"
+    assert table.column("reasons").to_pylist() == [[JOB_BUDGET_REASON]] * 400
 
 
 def kill_when(log_dir: Path, requests_done: int, pids: list[int]) -> threading.Thread:

@@ -16,6 +16,7 @@ from ._rows import RowSpec
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
     import ray.data
 
 
@@ -97,8 +98,32 @@ class CascadeWorker:
             factory, spec, concurrency=concurrency, log_dir=log_dir, resume=resume, job_cap=budget
         )
 
-    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        return self.runner.answer(batch)
+    def __call__(self, batch: pd.DataFrame) -> pa.Table:
+        return fixed_types(self.runner.answer(batch))
+
+
+def fixed_types(frame: pd.DataFrame) -> pa.Table:
+    """The batch as Arrow with the output columns' types fixed: a batch where no row got an answer would
+    otherwise make ``answer`` a null column and ``reasons`` a list of nulls, and the job's blocks (and
+    Parquet files) would disagree on the schema."""
+    import pyarrow as pa
+
+    types = {
+        "request_id": pa.string(),
+        "answer": pa.string(),
+        "answered_by": pa.string(),
+        "accepted": pa.bool_(),
+        "outcome": pa.string(),
+        "cost_usd": pa.float64(),
+        "reasons": pa.list_(pa.string()),
+        "error": pa.string(),
+        "resumed": pa.bool_(),
+    }
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    for name, kind in types.items():
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, pa.field(name, kind), table.column(i).cast(kind))
+    return table
 
 
 def map_dataset(

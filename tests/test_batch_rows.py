@@ -80,16 +80,19 @@ def test_a_raising_request_or_a_broken_row_is_an_error_row_not_a_lost_one(tmp_pa
     assert logged == {"row-1": "accepted", "row-2": "error", "row-3": "accepted", "row-5": "error"}
 
 
-def test_a_prompt_naming_a_missing_column_fails_that_row_only(labelled: TestServer) -> None:
-    spec = RowSpec(prompt="Ticket {id}: {colour}", id_column="id")
-    rows = pd.DataFrame({"id": [1, 2], "colour": ["red", None]}).drop(columns=["colour"])
+def test_a_row_the_prompt_cannot_be_filled_from_fails_alone_under_its_id(labelled: TestServer) -> None:
+    spec = RowSpec(prompt="Ticket {id}: {colour} {tags[0]}", id_column="id")
+    rows = pd.DataFrame({"id": [1, 2, 3], "colour": ["red", "green", "blue"], "tags": [["urgent"], 5, ["low"]]})
     runner = BatchRunner(ServerLadder(labelled.base_url), spec)
     try:
         out = runner.answer(rows)
+        missing = runner.answer(rows.drop(columns=["colour"]))
     finally:
         runner.close()
-    assert list(out["outcome"]) == ["error", "error"]
-    assert "prompt: cannot fill" in out["error"][0] and "colour" in out["error"][0]
+    assert list(out["outcome"]) == ["accepted", "error", "accepted"]  # row 2: 5[0] is a TypeError
+    assert list(out["request_id"]) == ["row-1", "row-2", "row-3"]
+    assert "prompt: cannot fill" in out["error"][1]
+    assert (missing["outcome"] == "error").all() and "'colour'" in missing["error"][0]
 
 
 def test_a_restart_answers_nothing_twice_and_gives_the_answers_back(labelled: TestServer, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .._engine import Cascade
-from .._errors import CascadeError, CascadeExhausted, ConfigError
+from .._errors import CascadeExhausted, ConfigError
 from .._result import CascadeResult
 from ._done import DoneRows
 from ._rows import RowSpec
@@ -132,8 +132,8 @@ class BatchRunner:
         try:
             messages = self.spec.messages_of(record)
             rid = self.spec.request_id(record, messages)
-        except CascadeError as exc:
-            return self.spec.output_of(_error_result(uuid.uuid4().hex, exc))
+        except Exception as exc:  # a row that cannot make a request is that row's error, named
+            return self.spec.output_of(_error_result(self._id_or_new(record), exc))
         earlier = self.done.get(rid) if self.done is not None else None
         if earlier is not None:
             return self.spec.output_of(earlier)
@@ -157,6 +157,11 @@ class BatchRunner:
         finally:
             if self.job_cap is not None:
                 await self.job_cap.settle(reserved, spent)
+
+    def _id_or_new(self, record: dict[str, Any]) -> str:
+        """The row's id when its id column has one, else a fresh one (the row has nothing stable)."""
+        value = record.get(self.spec.id_column) if self.spec.id_column is not None else None
+        return f"row-{value}" if value is not None and value == value else uuid.uuid4().hex
 
     def _refused(self, rid: str) -> CascadeResult:
         message = (

@@ -84,7 +84,7 @@ class RowSpec:
         if self.prompt is not None:
             try:
                 text = self.prompt.format_map(row)
-            except (KeyError, IndexError, ValueError, AttributeError) as exc:
+            except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
                 raise RequestError(f"prompt: cannot fill {self.prompt!r:.80} from the row: {exc!r}") from None
             out: list[Message] = [{"role": "system", "content": self.system}] if self.system else []
             return [*out, {"role": "user", "content": text}]

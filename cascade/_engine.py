@@ -20,6 +20,7 @@ from ._idle import IdleGate
 from ._ladder import Ladder, Rung
 from ._ledger import Budget, TokenCounter, prompt_token_bound
 from ._logs._resume import Resume
+from ._progress import ProgressCallback, ProgressTracker
 from ._result import CascadeResult, T
 from ._sinks import EventLog, EventSink, Processor, add_timestamp, make_sink
 from ._types import Message, Validator
@@ -155,16 +156,23 @@ class Cascade(Generic[T]):
         return self._walker.wire_of(rung)
 
     async def imap(
-        self, inputs: Iterable[Any], *, concurrency: int = 16, resume_from: str | os.PathLike[str] | None = None
+        self,
+        inputs: Iterable[Any],
+        *,
+        concurrency: int = 16,
+        resume_from: str | os.PathLike[str] | None = None,
+        progress: bool | None = None,
+        on_progress: ProgressCallback | None = None,
     ) -> AsyncIterator[tuple[int, CascadeResult[T]]]:
         """Yield ``(index, result)`` as requests finish, with at most ``concurrency`` in flight and
         memory bounded by that, not by the batch. Each item is a message list or a dict with
         ``messages`` and optionally ``metadata``, ``request_id`` and request params. A failing item
         yields a result with ``outcome="exhausted"`` or ``"error"``; it never stops the batch.
         ``resume_from`` (a JSONL log of an earlier run) skips items that already ended there
-        (see ``cascade._logs._resume``)."""
+        (see ``cascade._logs._resume``). ``progress`` and ``on_progress``: see ``cascade._progress``."""
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ConfigError(f"concurrency: expected an integer >= 1, got {concurrency!r}")
+        tracker = ProgressTracker(inputs, progress, on_progress)
         items = enumerate(inputs)
         queue: asyncio.Queue[tuple[int, CascadeResult[T]] | None] = asyncio.Queue(maxsize=concurrency * 2)
         resume = None if resume_from is None else Resume.load(resume_from)
@@ -191,27 +199,49 @@ class Cascade(Generic[T]):
                 if got is None:
                     done += 1
                 else:
+                    tracker.add(got[1])
                     yield got
         finally:
+            tracker.close()
             for w in workers:
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
 
     async def map(
-        self, inputs: Iterable[Any], *, concurrency: int = 16, resume_from: str | os.PathLike[str] | None = None
+        self,
+        inputs: Iterable[Any],
+        *,
+        concurrency: int = 16,
+        resume_from: str | os.PathLike[str] | None = None,
+        progress: bool | None = None,
+        on_progress: ProgressCallback | None = None,
     ) -> list[CascadeResult[T]]:
         """Run a batch; results in input order, per-item failures isolated (see ``imap``)."""
         out: list[CascadeResult[T] | None] = []  # a list, not a dict by index: ~100 bytes less per result
-        async for index, result in self.imap(inputs, concurrency=concurrency, resume_from=resume_from):
+        batch = self.imap(
+            inputs, concurrency=concurrency, resume_from=resume_from, progress=progress, on_progress=on_progress
+        )
+        async for index, result in batch:
             if index >= len(out):
                 out.extend([None] * (index + 1 - len(out)))
             out[index] = result
         return cast("list[CascadeResult[T]]", out)  # imap yields every index exactly once
 
     def map_sync(
-        self, inputs: Iterable[Any], *, concurrency: int = 16, resume_from: str | os.PathLike[str] | None = None
+        self,
+        inputs: Iterable[Any],
+        *,
+        concurrency: int = 16,
+        resume_from: str | os.PathLike[str] | None = None,
+        progress: bool | None = None,
+        on_progress: ProgressCallback | None = None,
     ) -> list[CascadeResult[T]]:
-        return self._loop().run_until_complete(self.map(inputs, concurrency=concurrency, resume_from=resume_from))
+        """Blocking ``map`` for code without an event loop (in a notebook: ``await cascade.map(...)``)."""
+        loop = self._loop()
+        batch = self.map(
+            inputs, concurrency=concurrency, resume_from=resume_from, progress=progress, on_progress=on_progress
+        )
+        return loop.run_until_complete(batch)
 
     async def aclose(self) -> None:
         """Close the providers' connections of the running loop and the log sink."""

@@ -16,6 +16,7 @@ from typing import Any, Protocol, TextIO, runtime_checkable
 
 from ._errors import ConfigError
 from ._events import Event
+from ._fields import items
 
 Processor = Callable[[Any, str, MutableMapping[str, Any]], MutableMapping[str, Any]]
 """A structlog processor: ``(logger, method_name, event_dict) -> event_dict``."""
@@ -100,18 +101,53 @@ class MemorySink:
         return [e for e in self.events if e.get("event") == kind]
 
 
-class StructlogSink:
-    """Hands each event to a structlog logger (``logger.info(event_name, **fields)``)."""
+LogLevel = str
+"""A logger method name: ``debug``, ``info``, ``warning`` or ``error``."""
 
-    def __init__(self, logger: Any = None) -> None:
+
+def event_level(event: Mapping[str, Any]) -> LogLevel:
+    """The log level an event deserves: routine work is ``debug``, a climb up the ladder ``info``,
+    something an operator should look at ``warning`` (a failed call, a request with no answer, a budget
+    stop, an opened circuit, unreadable lines), a request that failed outright ``error``."""
+    kind, outcome = event.get("event"), event.get("outcome")
+    reasons = items(event.get("reasons"))
+    if kind == "attempt":
+        if outcome == "error":
+            error = event.get("error")
+            return "error" if isinstance(error, Mapping) and error.get("kind") == "caller" else "warning"
+        if outcome == "skipped":
+            return "warning" if any(str(r).startswith("budget_") for r in reasons) else "info"
+        if outcome == "escalated":
+            return "warning" if "budget_overrun" in reasons else "info"
+        return "debug"  # accepted, reask
+    if kind == "request":
+        if outcome == "error":
+            return "error"
+        if outcome != "accepted":
+            return "warning"  # exhausted: nothing accepted
+        return "info" if event.get("escalations") else "debug"
+    if kind == "breaker":
+        return "warning" if event.get("to") == "open" else "info"
+    if kind == "resume":
+        return "warning" if event.get("bad_lines") else "info"
+    return "info"  # idle and kinds this version does not know
+
+
+class StructlogSink:
+    """Hands each event to a structlog logger at the level it deserves (``event_level``, or your own
+    ``level_of``): ``logger.<level>(event_name, **fields)``."""
+
+    def __init__(self, logger: Any = None, *, level_of: Callable[[Mapping[str, Any]], LogLevel] = event_level) -> None:
         import structlog
 
         self.logger = logger if logger is not None else structlog.get_logger("cascade")
+        self.level_of = level_of
 
     def emit(self, event: Event) -> None:
         fields = dict(event)
         name = fields.pop("event", "cascade")
-        self.logger.info(name, **fields)
+        log = getattr(self.logger, self.level_of(event), None)
+        (log if callable(log) else self.logger.info)(name, **fields)
 
 
 class MultiSink:

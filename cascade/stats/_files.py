@@ -1,14 +1,29 @@
 """``--per-file``: each log's own figures next to the merged ones (one log per batch worker).
 
-The merged figures are computed from the same events, so they are the sums of the per-file counts and
-costs. Which files a directory or a glob names is ``cascade._logs._files``'s.
+Each file is read once more, on its own, with the same time filter as the merged report: the merged
+counts and costs are the sums of the per-file ones. Which files a directory or a glob names is
+``cascade._logs._files``'s.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._aggregate import Stats
+from ._reader import read_events
+
+
+def per_file_summaries(files: Sequence[str], in_range: Callable[[float], bool]) -> list[dict[str, Any]]:
+    """Each file's figures, from a pass of its own (bad lines are reported by the merged pass)."""
+    out = []
+    for path in files:
+        stats = Stats()
+        for e in read_events([path], lambda _bad: None):
+            if in_range(float(e["ts"])):
+                stats.add(e)
+        out.append(file_summary(path, stats))
+    return out
 
 
 def file_summary(path: str, stats: Stats) -> dict[str, Any]:

@@ -13,7 +13,7 @@ pd = pytest.importorskip("pandas", reason="pandas comes with the [ray] extra: pi
 from batch_jobs import BUDGET_USD, PROMPT, ServerLadder, answer, events, tickets  # noqa: E402
 
 from cascade import Cascade, Completion, CompletionRequest, ConfigError, Rung  # noqa: E402
-from cascade.ray import JOB_BUDGET_REASON, BatchRunner, DoneRows, RowSpec  # noqa: E402
+from cascade.ray import JOB_BUDGET_REASON, BatchRunner, DoneRows, JobBudget, RowSpec  # noqa: E402
 from cascade.testing import TestServer  # noqa: E402
 
 SPEC = RowSpec(prompt=PROMPT, id_column="id", fields=("label",))
@@ -175,7 +175,10 @@ def test_misuse_is_refused_with_the_field_named(labelled: TestServer, tmp_path: 
         BatchRunner(lambda log: ServerLadder(labelled.base_url)(None), SPEC, log_dir=tmp_path)
     with pytest.raises(ConfigError, match="factory: expected it to return a Cascade"):
         BatchRunner(lambda log: "a cascade", SPEC)  # type: ignore[arg-type,return-value]
-    with pytest.raises(ConfigError, match="a job-wide cap needs a per-request cap"):
+    for bad in (-1, float("nan"), True, "5"):
+        with pytest.raises(ConfigError, match=f"cap_usd: expected a finite number >= 0 \\(USD\\), got {bad!r}"):
+            JobBudget(bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="budget: a job-wide cap needs a per-request cap"):
         BatchRunner(ServerLadder(labelled.base_url, budget_usd=None), SPEC, job_cap=Ledger(1.0))
     runner = BatchRunner(ServerLadder(labelled.base_url), SPEC)
     try:

@@ -78,7 +78,7 @@ class BatchRunner:
         self.per_request_cap = self.cascade.budget_usd
         if job_cap is not None and self.per_request_cap is None:
             raise ConfigError(
-                "spend_cap_usd: a job-wide cap needs a per-request cap to reserve; build the Cascade "
+                "budget: a job-wide cap needs a per-request cap to reserve; build the Cascade "
                 "with budget_usd=... (got budget_usd=None)"
             )
         self.job_cap = job_cap

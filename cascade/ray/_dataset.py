@@ -61,10 +61,9 @@ class JobBudget:
     """
 
     def __init__(self, cap_usd: float) -> None:
-        if isinstance(cap_usd, bool) or not isinstance(cap_usd, (int, float)) or not math.isfinite(cap_usd):
-            raise ConfigError(f"spend_cap_usd: expected a finite number >= 0 (USD), got {cap_usd!r}")
-        if cap_usd < 0:
-            raise ConfigError(f"spend_cap_usd: expected a finite number >= 0 (USD), got {cap_usd!r}")
+        number = isinstance(cap_usd, (int, float)) and not isinstance(cap_usd, bool)
+        if not number or not math.isfinite(cap_usd) or cap_usd < 0:
+            raise ConfigError(f"cap_usd: expected a finite number >= 0 (USD), got {cap_usd!r}")
         import ray
 
         self.cap_usd = float(cap_usd)

@@ -106,6 +106,7 @@ def test_rows_out_equal_rows_in_and_the_ledger_adds_up_across_workers(
     assert sorted(e["request_id"] for e in requests) == sorted(out["request_id"])  # once each, no more
     assert sum(e["cost_usd"] for e in attempts) == pytest.approx(out["cost_usd"].sum(), rel=1e-9)
     assert sum(e["calls"] for e in attempts) == len(labelled.requests)  # every call the server saw is logged
+    assert sum(e["retries"] for e in attempts) > 0.03 * N_ROWS  # the faults were there, and retried
 
     merged = stats_json(str(tmp_path), "--per-file")
     per_file = merged["per_file"]

@@ -7,7 +7,7 @@ LOCAL_STAMP := $(VENV)/.installed-local
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: install lint typecheck test test-deps demo local local-if-possible clean
+.PHONY: install lint typecheck docs-check docs test test-deps demo local local-if-possible clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -20,14 +20,21 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 lint: install
-	$(BIN)/ruff check $(wildcard cascade tests examples benchmarks)
-	$(BIN)/ruff format --check $(wildcard cascade tests examples benchmarks)
+	$(BIN)/ruff check $(wildcard cascade tests examples benchmarks docs_hooks.py)
+	$(BIN)/ruff format --check $(wildcard cascade tests examples benchmarks docs_hooks.py)
 
 typecheck: install
 	$(BIN)/mypy
-	$(BIN)/mypy --strict tests/typing
+	$(BIN)/mypy --strict tests/typing examples docs_hooks.py
 
-test: install lint typecheck test-deps local-if-possible
+# The docs site: built strictly (a broken link, a missing page or a bad docstring reference fails), and served.
+docs-check: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/site
+
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
+test: install lint typecheck docs-check test-deps local-if-possible
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # System packages the tests drive for real: headless chromium (`cascade stats --html`), Prometheus and
@@ -67,7 +74,7 @@ demo: local
 	$(BIN)/cascade demo $(DEMO_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site dist build *.egg-info
 
 # make bench: the figures of README.md, "Performance". LiteLLM and openai are compared
 # against, never dependencies: they live in their own venv, .venv-bench.

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "cascade.stats._cli",
     "cascade.replay._cli",
+    "cascade.replay._record",
     "cascade.demo._cli",
     "cascade._logs._cli",
 )

@@ -9,7 +9,7 @@ import threading
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from typing import Any, Generic, Literal, cast
+from typing import TYPE_CHECKING, Any, Generic, Literal, cast
 
 from ._breaker import BreakerGate
 from ._config import CircuitBreaker, RequestParams, SkipIdle
@@ -23,9 +23,12 @@ from ._logs._resume import Resume
 from ._progress import ProgressCallback, ProgressTracker
 from ._result import CascadeResult, T
 from ._sinks import EventLog, EventSink, Processor, add_timestamp, make_sink
-from ._types import Message, Validator
+from ._types import Message
 from ._walk import Request, Walker
-from .validators._base import as_validator
+from .validators._spec import as_validator
+
+if TYPE_CHECKING:
+    from .validators._spec import CheckSpec
 
 OnExhausted = Literal["raise", "best_effort"]
 DEFAULT_SAMPLE_TEMPERATURE = 0.7
@@ -57,7 +60,7 @@ class Cascade(Generic[T]):
         self,
         ladder: Ladder | Sequence[Rung],
         *,
-        validators: Validator | Sequence[Validator] | None = None,
+        validators: CheckSpec | Sequence[CheckSpec] | None = None,
         budget_usd: float | None = None,
         on_exhausted: OnExhausted = "raise",
         log: Any = None,

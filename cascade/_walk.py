@@ -25,7 +25,7 @@ from ._result import Attempt, CascadeResult
 from ._retry import call_with_retries
 from ._sinks import EventLog
 from ._types import Candidate, Completion, CompletionRequest, Message, Step, Validator, Verdict
-from .validators._base import AllOf, run_validator
+from .validators._base import AllOf, hard_checks, run_validator
 from .validators._feedback import reask_messages
 from .validators._schema import JsonSchema, schema_of
 
@@ -70,7 +70,7 @@ class Walker:
         self.rung_names = [r.name for r in ladder.rungs]
         self._top = ladder.top
         self._index = {name: i for i, name in enumerate(self.rung_names)}
-        own = {r.name: r.validators if r.validators is not None else validators for r in ladder.rungs}
+        own = {r.name: self._default_check(r, validators) for r in ladder.rungs}
         self._checks = {name: _with_model(check, response_model) for name, check in own.items()}
         self._wire = {r.name: self._wire_for(r) for r in ladder.rungs}
 
@@ -86,6 +86,13 @@ class Walker:
     def check_of(self, rung: Rung) -> Validator | None:
         """The checks that judge the rung's answers: its own, else the cascade's default."""
         return self._checks[rung.name]
+
+    def _default_check(self, rung: Rung, default: Validator | None) -> Validator | None:
+        """A rung's own checks as written; else the cascade's, less their soft parts on the top rung: a
+        low confidence there could only throw away an answer already paid for (nothing is above it)."""
+        if rung.validators is not None:
+            return rung.validators  # type: ignore[no-any-return]
+        return hard_checks(default) if rung is self._top else default
 
     def _wire_for(self, rung: Rung) -> dict[str, Any]:
         """The rung's request params, plus what its checks need: schema-constrained output when they

@@ -93,7 +93,7 @@ def validators_for(task: Task, tuning: Tuning, top: bool) -> list[Validator]:
         schema = JsonSchema(task.parse_model)
         if top:
             return [schema]
-        checks = [schema, check(grounded(), name="grounded")]
+        checks: list[Validator] = [schema, check(grounded(), name="grounded")]
         if tuning.invoice_threshold is not None:
             checks.append(Confidence(tuning.invoice_threshold, aggregate="min"))
         return checks

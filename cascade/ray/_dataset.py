@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError
@@ -18,6 +19,18 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
     import ray.data
+
+
+def _ship_by_value(factory: object) -> None:
+    """A factory defined in a module with no file (code run by ``exec``, a docs block) would be pickled
+    by reference and fail to import on the workers: ship that module's code with it instead."""
+    import ray.cloudpickle
+
+    name = getattr(factory, "__module__", None) or getattr(type(factory), "__module__", None)
+    module = sys.modules.get(name) if isinstance(name, str) else None
+    if module is not None and name != "__main__" and getattr(module, "__file__", None) is None:
+        register: Any = ray.cloudpickle.register_pickle_by_value  # untyped in Ray
+        register(module)
 
 
 class _Ledger:
@@ -162,6 +175,7 @@ def map_dataset(
         raise ConfigError(f"factory: expected a callable factory(log) -> Cascade, got {factory!r:.80}")
     if budget is not None and not isinstance(budget, JobBudget):
         raise ConfigError(f"budget: expected a cascade.ray.JobBudget, got {budget!r:.80}")
+    _ship_by_value(factory)
     directory = None if log_dir is None else os.path.abspath(os.fspath(log_dir))
     if directory is not None:
         os.makedirs(directory, exist_ok=True)

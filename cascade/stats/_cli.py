@@ -22,7 +22,10 @@ def register(subparsers: Any) -> None:
         help="summarise escalation logs (JSONL, .gz too): costs, escalations, latency, drift",
         description="Summarise one or many cascade escalation logs in constant memory.",
     )
-    p.add_argument("logs", nargs="+", metavar="LOG", help="JSONL escalation log(s), plain or gzip")
+    p.add_argument(
+        "logs", nargs="+", metavar="LOG", help="JSONL escalation log(s), plain or gzip; a directory or a quoted glob"
+    )
+    p.add_argument("--per-file", action="store_true", help="each file's figures too (one log per batch worker)")
     p.add_argument("--json", action="store_true", help="print only JSON (schema cascade.stats/1) on stdout")
     p.add_argument(
         "--since", metavar="T", help="only events at or after T (unix seconds, ISO-8601 (UTC if no zone), now)"
@@ -117,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
             window=window,
             thresholds=thresholds,
             series=bool(args.plot or args.html),
+            per_file=args.per_file,
         )
     except LogFileError as exc:
         return _fail(str(exc))

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .._events import Event
+from .._logs._files import expand_paths
 from .._logs._read import BadLine, LogFileError, iter_lines
 
 __all__ = ["BadLine", "Event", "LogFileError", "check_files", "read_events"]
@@ -31,10 +32,10 @@ _NUMBERS = (
 
 
 def check_files(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
-    """The paths as strings, or :class:`LogFileError` naming the first one that cannot be read."""
+    """The files the paths name (directories and globs expanded, see ``cascade._logs._files``), or
+    :class:`LogFileError` naming the first one that cannot be read."""
     out = []
-    for p in paths:
-        path = os.fspath(p)
+    for path in expand_paths(paths):
         if not os.path.exists(path):
             raise LogFileError(f"log file not found: {path}")
         if os.path.isdir(path):

@@ -324,7 +324,23 @@ def tables(d: dict[str, Any], by: Sequence[str] = ()) -> list[Table]:
         out.append(shadow_table(d["shadow"]))
     if d.get("compare"):
         out += drift_tables(d["compare"])
+    if d.get("per_file"):
+        out.append(files_table(d["per_file"], d))
     return out
+
+
+def files_table(files: list[dict[str, Any]], merged: dict[str, Any]) -> Table:
+    """``--per-file``: one row per log (one per batch worker), then the merged figures they add up to."""
+    rows = [
+        [f["file"], f"{f['requests']:,}", count_rate(f["accepted"], f["accepted_rate"]), f"{f['attempts']:,}",
+         f"{f['calls']:,}", usd(f["cost_usd"]), ms(f["latency_ms_p50"])]
+        for f in files
+    ]  # fmt: skip
+    rows.append(
+        ["(merged)", f"{merged['requests']:,}", count_rate(merged["accepted"], merged["accepted_rate"]),
+         f"{merged['attempts']:,}", f"{merged['calls']:,}", usd(merged["cost_usd"]), ms(merged["latency_ms"]["p50"])]
+    )  # fmt: skip
+    return Table("By file", ["file", "requests", "accepted", "attempts", "calls", "cost", "latency p50 ms"], rows)
 
 
 def footer(d: dict[str, Any]) -> list[str]:

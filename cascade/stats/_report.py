@@ -14,6 +14,7 @@ from .._shadow import ShadowTally
 from ._aggregate import Stats
 from ._attribution import explain
 from ._drift import Thresholds, Window, compare
+from ._files import per_file_summaries
 from ._reader import BadLine, Event, check_files, read_events
 from ._slices import By
 from ._timeline import Timeline
@@ -72,6 +73,7 @@ def build_report(
     window: Window | None = None,
     thresholds: Thresholds | None = None,
     series: bool = False,
+    per_file: bool = False,
 ) -> Report:
     """The full report; raises ``LogFileError`` for a file that cannot be opened. ``series`` adds the
     ``timeline`` (escalation rate over time per rung, for the plot and the HTML report) and, with ``by``,
@@ -131,6 +133,8 @@ def build_report(
     data["other_events"] = other
     data["shadow"] = shadow.estimate().as_dict() if shadow.audited else None
     data["bad_lines"] = {"count": bad.count, "samples": bad.samples}
+    if per_file:
+        data["per_file"] = per_file_summaries(files, lambda ts: _in_range(ts, since, until))
     data["compare"] = None
     if series:
         data["timeline"] = plot.build() if plot is not None else None

@@ -66,7 +66,8 @@ class Cascade(Generic[T]):
     request): rungs whose p95 latency no longer fits are skipped, calls are cut at the time left, and
     nothing is accepted late (see ``cascade._deadline``).
     ``shadow`` (a :class:`Shadow`) audits a sampled share of the answers accepted below the top against
-    the top rung, after they are returned and within its own budget (see ``cascade._shadow``; live estimate: ``cascade.shadow.estimate()``).
+    the top rung, after they are returned and within its own budget (see ``cascade._shadow``; live
+    estimate: ``cascade.shadow.estimate()``).
     """
 
     def __init__(

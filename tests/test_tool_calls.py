@@ -4,6 +4,7 @@ through to every rung, and checks that escalate an invented tool or malformed ar
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +169,18 @@ def test_more_than_one_choice_is_refused_naming_the_field(server: TestServer) ->
 def test_closing_a_cascade_closes_a_jsonl_log_given_in_a_list(tmp_path: Path) -> None:
     """Regression: ``log=[path, sink]`` (a MultiSink) left the JSONL file open after ``close()``."""
     cascade = Cascade(ladder_of_one(), log=[tmp_path / "log.jsonl", MemorySink()])
-    jsonl = cascade.sink.sinks[0]  # type: ignore[union-attr]
+    log = str(tmp_path / "log.jsonl")
+
+    def open_on_log() -> int:
+        return sum(1 for fd in os.listdir("/proc/self/fd") if _target(fd) == log)
+
+    assert open_on_log() == 1
     cascade.close()
-    assert jsonl._file.closed
+    assert open_on_log() == 0
+
+
+def _target(fd: str) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:  # closed between listing and reading
+        return ""

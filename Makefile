@@ -25,6 +25,7 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy
+	$(BIN)/mypy --strict tests/typing
 
 test: install lint typecheck local-if-possible
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

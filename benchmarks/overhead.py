@@ -70,7 +70,7 @@ async def make_httpx(base_url: str, stack: AsyncExitStack) -> Call:
 async def make_httpx_pool(base_url: str, stack: AsyncExitStack) -> Call:
     """Bare httpx on the pool cascade's providers use (512 connections as clients of 8), to tell the
     router's own CPU from the transport's."""
-    from cascade._http import _Pool
+    from cascade._providers._http import _Pool
 
     pool = _Pool(POOL, httpx.Timeout(60.0), True)
     stack.push_async_callback(pool.aclose)

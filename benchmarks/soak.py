@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from cascade import Cascade, OpenAICompatible, RetryPolicy, Rung
-from cascade._logread import read_log
+from cascade._logs._read import read_log
 from cascade.validators import check
 
 FAULTS = (

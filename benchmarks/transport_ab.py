@@ -18,7 +18,7 @@ import httpx
 from _bench import Servers, measure
 from overhead import CONTENT, MESSAGES, MODEL, Call, make_cascade_1
 
-from cascade._http import _Pool
+from cascade._providers._http import _Pool
 
 
 async def make(base_url: str, stack: AsyncExitStack, mode: str) -> Call:

@@ -1,8 +1,7 @@
 """cascade-router: send each request to the cheapest model first, escalate when its answer fails checks,
 and account for every call."""
 
-from ._anthropic import Anthropic
-from ._breaker import CircuitBreaker
+from ._config import CircuitBreaker, RequestParams, RetryPolicy, SkipIdle
 from ._engine import Cascade
 from ._errors import (
     BudgetExhausted,
@@ -13,21 +12,24 @@ from ._errors import (
     ProviderError,
     RequestError,
 )
-from ._events import EventSink, JsonlSink, MemorySink, StructlogSink, add_timestamp
-from ._idle import SkipIdle
-from ._ladder import Ladder, RequestParams, RetryPolicy, Rung
-from ._openai import OpenAICompatible
-from ._provider import Provider
+from ._events import SCHEMA_VERSION, event_json_schema
+from ._gates import BaseGate, GateContext, Gates, RungGate, Skip
+from ._ladder import Ladder, Rung
+from ._providers import Anthropic, FunctionProvider, OpenAICompatible, Provider
 from ._result import Attempt, CascadeResult
-from ._types import Completion, CompletionRequest, TokenLogprob
+from ._sinks import EventSink, JsonlSink, MemorySink, MultiSink, StructlogSink, add_timestamp
+from ._types import Candidate, Completion, CompletionRequest, Step, TokenLogprob, ToolCall, Validator, Verdict
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "SCHEMA_VERSION",
     "Anthropic",
     "Attempt",
+    "BaseGate",
     "BudgetExhausted",
     "CallerError",
+    "Candidate",
     "Cascade",
     "CascadeError",
     "CascadeExhausted",
@@ -37,9 +39,13 @@ __all__ = [
     "CompletionRequest",
     "ConfigError",
     "EventSink",
+    "FunctionProvider",
+    "GateContext",
+    "Gates",
     "JsonlSink",
     "Ladder",
     "MemorySink",
+    "MultiSink",
     "OpenAICompatible",
     "Provider",
     "ProviderError",
@@ -47,8 +53,15 @@ __all__ = [
     "RequestParams",
     "RetryPolicy",
     "Rung",
+    "RungGate",
+    "Skip",
     "SkipIdle",
+    "Step",
     "StructlogSink",
     "TokenLogprob",
+    "ToolCall",
+    "Validator",
+    "Verdict",
     "add_timestamp",
+    "event_json_schema",
 ]

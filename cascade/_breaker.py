@@ -14,49 +14,24 @@ thread-safe (``run_sync`` from several threads).
 
 from __future__ import annotations
 
-import math
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ._config import CircuitBreaker
 from ._errors import ConfigError, ProviderError
+from ._events import BreakerEvent, breaker_event
+from ._gates import BaseGate, GateContext, Skip
 
 BreakerState = Literal["closed", "open", "half_open"]
-NOT_RUNG_HEALTH = frozenset({"context_length_exceeded", "content_policy"})
-"""Failure reasons about the request, not the rung: they never trip a breaker."""
-
-
-@dataclass(frozen=True)
-class CircuitBreaker:
-    """The policy (immutable, shareable between rungs); each Cascade keeps its own state per rung.
-    ``clock`` is for tests (monotonic seconds)."""
-
-    failures: int = 5
-    window_s: float = 30.0
-    cooldown_s: float = 30.0
-    clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.failures, bool) or not isinstance(self.failures, int) or self.failures < 1:
-            raise ConfigError(f"CircuitBreaker.failures: expected an integer >= 1, got {self.failures!r}")
-        for name in ("window_s", "cooldown_s"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ConfigError(f"CircuitBreaker.{name}: expected a finite number of seconds > 0, got {value!r}")
-
-    @staticmethod
-    def counts(exc: ProviderError) -> bool:
-        """Does this failure say something about the rung's health?"""
-        return exc.kind != "caller" and exc.reason not in NOT_RUNG_HEALTH
+COOLING = "circuit open after repeated failures: rung skipped without a call until its cool-down ends"
 
 
 class RungBreaker:
     """The state of one rung's circuit."""
 
-    def __init__(self, rung: str, policy: CircuitBreaker, emit: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(self, rung: str, policy: CircuitBreaker, emit: Callable[[Any], None]) -> None:
         self.rung = rung
         self.policy = policy
         self._emit = emit
@@ -117,17 +92,8 @@ class RungBreaker:
         if event is not None:
             self._emit(event)
 
-    def _move(self, to: BreakerState, reason: str) -> dict[str, Any]:
-        event = {
-            "event": "breaker",
-            "v": 1,
-            "rung": self.rung,
-            "from": self.state,
-            "to": to,
-            "reason": reason,
-            "failures": len(self._failures),
-            "cooldown_s": self.policy.cooldown_s,
-        }
+    def _move(self, to: BreakerState, reason: str) -> BreakerEvent:
+        event = breaker_event(self.rung, self.state, to, reason, len(self._failures), self.policy.cooldown_s)
         self.state = to
         self._probe_at = None
         if to != "closed":
@@ -138,27 +104,30 @@ class RungBreaker:
         return f"RungBreaker(rung={self.rung!r}, state={self.state!r}, policy={self.policy!r})"
 
 
-class Breakers:
-    """The breakers of one Cascade, by rung name; rungs without a policy always pass."""
+class BreakerGate(BaseGate):
+    """The breakers of one Cascade as a rung gate, by rung name; rungs without a policy always pass."""
 
     def __init__(
         self,
         policies: Mapping[str, CircuitBreaker | None],
-        emit: Callable[[dict[str, Any]], None],
+        emit: Callable[[Any], None],
     ) -> None:
         self._by_rung = {name: RungBreaker(name, p, emit) for name, p in policies.items() if p is not None}
 
     @classmethod
     def for_rungs(
-        cls, rungs: Iterable[Any], default: CircuitBreaker | None, emit: Callable[[dict[str, Any]], None]
-    ) -> Breakers:
+        cls, rungs: Iterable[Any], default: CircuitBreaker | None, emit: Callable[[Any], None]
+    ) -> BreakerGate:
         if default is not None and not isinstance(default, CircuitBreaker):
             raise ConfigError(f"breaker: expected a CircuitBreaker or None, got {default!r}")
         return cls({r.name: getattr(r, "breaker", None) or default for r in rungs}, emit)
 
-    def allow(self, rung: str) -> bool:
-        b = self._by_rung.get(rung)
-        return b is None or b.allow()
+    def allow(self, ctx: GateContext) -> Skip | None:
+        b = self._by_rung.get(ctx.rung.name)
+        return None if b is None or b.allow() else Skip("rung_cooling_down", COOLING, kind="breaker")
+
+    def on_call(self, ctx: GateContext, error: ProviderError | None, latency_s: float) -> None:
+        self.record(ctx.rung.name, error)
 
     def record(self, rung: str, error: ProviderError | None) -> None:
         b = self._by_rung.get(rung)
@@ -171,4 +140,4 @@ class Breakers:
         return None if b is None else b.state
 
     def __repr__(self) -> str:
-        return f"Breakers({ {n: b.state for n, b in self._by_rung.items()}!r})"
+        return f"BreakerGate({ {n: b.state for n, b in self._by_rung.items()}!r})"

@@ -13,6 +13,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cascade.stats._cli",
     "cascade.replay._cli",
     "cascade.demo._cli",
+    "cascade._logs._cli",
 )
 
 

@@ -8,9 +8,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from pydantic import ValidationError
+
     from ._result import CascadeResult
 
 ErrorKind = Literal["transient", "rung_fatal", "caller"]
@@ -75,3 +77,18 @@ class CascadeExhausted(CascadeError):
             f"attempt(s), ${result.cost_usd:.6f} spent; reasons: {reasons}"
         )
         self.result = result
+
+
+def validation_message(where: str, exc: ValidationError) -> str:
+    """One line naming each bad field and its value, from a pydantic ``ValidationError``."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        if err["type"] == "value_error":  # our own validators' messages already name field and value
+            cause: Any = (err.get("ctx") or {}).get("error", err["msg"])
+            text = str(cause)
+            parts.append(text if isinstance(cause, ConfigError) else f"{where}.{loc}: {text}" if loc else text)
+            continue
+        got: Any = err.get("input")
+        parts.append(f"{where}.{loc}: {err['msg']} (got {got!r:.80})" if loc else f"{where}: {err['msg']}")
+    return "; ".join(parts)

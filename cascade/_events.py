@@ -1,218 +1,243 @@
-"""Escalation events: plain dicts, passed through small processors, written by sinks (as in structlog).
+"""The escalation log's events: ONE typed definition of every kind, and the builders the engine uses.
 
-Every request produces one ``attempt`` event per attempt and then exactly one ``request`` event.
-Schema version 1 (stable; readers such as ``cascade stats`` rely on it):
+Everything that writes or reads the log derives from the ``TypedDict`` classes below: the engine builds
+its events through them (mypy checks every field), :func:`event_json_schema` turns them into the
+published JSON Schema (``cascade/event-schema.json``, written by ``cascade schema``, checked by a test
+against this module), and the
+docs' event reference is generated from them. ``v`` is :data:`SCHEMA_VERSION` on every event.
 
-attempt: ``event="attempt"``, ``v``, ``ts`` (unix seconds), ``request_id``, ``attempt`` (0-based index),
-  ``rung``, ``rung_index``, ``model``, ``outcome`` (``accepted`` | ``escalated`` | ``reask`` | ``error`` |
-  ``skipped``), ``reasons`` (list of reason codes), ``verdicts`` (list of ``{validator, passed, reason,
-  score, detail}``), ``tokens_in``, ``tokens_out``, ``cost_usd``, ``latency_ms``, ``calls`` (HTTP calls
-  made: first try, retries, samples, extra asks), ``retries``, ``price_in``, ``price_out`` (USD / 1M
-  tokens), ``error`` (null or ``{kind, reason, status, message}``), ``metadata``; with content logging,
-  ``output`` (full) or ``output_hash`` (HMAC-SHA256 hex).
-request: ``event="request"``, ``v``, ``ts``, ``request_id``, ``outcome`` (``accepted`` | ``exhausted`` |
-  ``error``), ``accepted``, ``answered_by`` (rung name or null), ``escalations``, ``attempts``,
-  ``tokens_in``, ``tokens_out``, ``cost_usd``, ``latency_ms``, ``reason`` (the last failure's reason or
-  null), ``budget_usd`` (or null), ``top_rung`` (``{name, model, price_in, price_out}``), ``rungs``
-  (names, cheapest first), ``metadata``; with content logging, ``prompt``/``output`` or their hashes.
-breaker: ``event="breaker"``, ``v``, ``ts``, ``rung``, ``from``, ``to`` (``closed`` | ``open`` |
-  ``half_open``), ``reason`` (the failure that opened it, ``cooldown_elapsed`` or ``probe_succeeded``),
-  ``failures``, ``cooldown_s``. While a rung's circuit is open its attempts are ``skipped`` with reason
-  ``rung_cooling_down`` (no call made).
-resume: ``event="resume"``, ``v``, ``ts``, ``path``, ``done`` (requests found finished), ``bad_lines``
-  (``[{lineno, reason, torn}]``): written when ``map(..., resume_from=...)`` starts.
-Readers must ignore event kinds they do not know, and skip (and report) lines that are not JSON objects:
-a crash can tear the last line (``cascade._logread``). A sink opened on a torn file starts a new line.
+Every request produces one ``attempt`` event per attempt and then exactly one ``request`` event;
+``breaker``, ``idle`` and ``resume`` events record state changes. ``ts`` (unix seconds) is added by the
+default processor (``add_timestamp``). Readers must ignore event kinds and fields they do not know, and
+skip (and report) lines that are not JSON objects: a crash can tear the last line
+(``cascade._logs._read``). A new kind is a new ``TypedDict`` here, added to :data:`EVENT_TYPES`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import os
-import threading
-import time
-from collections.abc import Callable, Iterable, MutableMapping
-from pathlib import Path
-from typing import Any, Literal, Protocol, TextIO, runtime_checkable
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
-from ._errors import ConfigError
+from typing_extensions import NotRequired, TypedDict
 
 SCHEMA_VERSION = 1
 Event = dict[str, Any]
-Processor = Callable[[Any, str, MutableMapping[str, Any]], MutableMapping[str, Any]]
-"""A structlog processor: ``(logger, method_name, event_dict) -> event_dict``."""
-LogContent = Literal["none", "hash", "full"]
+"""An event as it travels through processors and sinks: a plain dict (as in structlog)."""
+
+AttemptOutcome = Literal["accepted", "escalated", "reask", "error", "skipped"]
+RequestOutcome = Literal["accepted", "exhausted", "error"]
 
 
-@runtime_checkable
-class EventSink(Protocol):
-    """Where finished events go. ``emit`` must not lose an event it returned from."""
+class VerdictRecord(TypedDict):
+    """One check's verdict on one answer."""
 
-    def emit(self, event: Event) -> None: ...
-
-
-def add_timestamp(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Stamp the event with unix time (seconds, float) unless it already has one."""
-    event.setdefault("ts", time.time())
-    return event
+    validator: str
+    passed: bool
+    reason: str
+    score: float | None
+    detail: str
 
 
-_encode = json.JSONEncoder(default=str, separators=(",", ":"), ensure_ascii=False).encode
-"""One encoder for all lines (``json.dumps`` with options builds a new one per call)."""
+class ErrorRecord(TypedDict):
+    """Why a call failed or a rung was skipped: ``kind`` is ``transient``, ``rung_fatal``, ``caller``,
+    ``budget`` or the skipping gate's kind (``breaker``, ``idle``...)."""
+
+    kind: str
+    reason: str
+    status: int | None
+    message: str
 
 
-class JsonlSink:
-    """Append-only JSON Lines file: one complete object per line, flushed per event, owner-only (0600).
+class RungRecord(TypedDict):
+    """A rung's identity and prices (USD per million tokens)."""
 
-    One ``write`` of a whole line under a lock, so concurrent emitters (threads, tasks) never interleave
-    or leave a partial line. Values that are not JSON are written with ``str``. ``close`` releases the
-    file; an event emitted after it (another thread's request still finishing) reopens it, so no line
-    is lost to a close that came too early.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], *, fsync: bool = False) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._fsync = fsync
-        self._file = self._open()
-
-    def _open(self) -> TextIO:
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-        # A crash tore the last line: our first line starts on a fresh one (done at the first write, so
-        # a reader of the file until then still sees the tear as a tear).
-        self._newline_first = _ends_torn(fd)
-        return os.fdopen(fd, "a", encoding="utf-8")
-
-    def emit(self, event: Event) -> None:
-        line = _encode(event) + "\n"
-        with self._lock:
-            if self._file.closed:
-                self._file = self._open()
-            if self._newline_first:
-                line, self._newline_first = "\n" + line, False
-            self._file.write(line)
-            self._file.flush()
-            if self._fsync:
-                os.fsync(self._file.fileno())
-
-    def close(self) -> None:
-        with self._lock:
-            if not self._file.closed:
-                self._file.close()
-
-    def __repr__(self) -> str:
-        return f"JsonlSink({str(self.path)!r})"
+    name: str
+    model: str
+    price_in: float
+    price_out: float
 
 
-def _ends_torn(fd: int) -> bool:
-    size = os.fstat(fd).st_size
-    return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+class AttemptEvent(TypedDict):
+    """One try of one rung: its first call, retries, samples and extra asks. ``calls`` counts the HTTP
+    calls made; ``output`` (``log_content="full"``) or ``output_hash`` (``"hash"``) carry the answer."""
+
+    event: Literal["attempt"]
+    v: int
+    ts: NotRequired[float]
+    request_id: str
+    attempt: int
+    rung: str
+    rung_index: int
+    model: str
+    outcome: AttemptOutcome
+    reasons: list[str]
+    verdicts: list[VerdictRecord]
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    latency_ms: float
+    calls: int
+    retries: int
+    price_in: float
+    price_out: float
+    price_source: NotRequired[str]
+    error: ErrorRecord | None
+    metadata: dict[str, Any]
+    output: NotRequired[str | None]
+    output_hash: NotRequired[str]
 
 
-class MemorySink:
-    """Keeps events in a list: for tests and for callers that read events in-process."""
+class RequestEvent(TypedDict):
+    """The end of one request. ``reason`` is the last failure's reason code (null when accepted);
+    ``rungs`` are the ladder's names, cheapest first; ``prompt``/``output`` or their ``_hash`` with
+    content logging."""
 
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def emit(self, event: Event) -> None:
-        self.events.append(event)
-
-    def of(self, kind: str) -> list[Event]:
-        return [e for e in self.events if e.get("event") == kind]
-
-
-class StructlogSink:
-    """Hands each event to a structlog logger (``logger.info(event_name, **fields)``)."""
-
-    def __init__(self, logger: Any = None) -> None:
-        import structlog
-
-        self.logger = logger if logger is not None else structlog.get_logger("cascade")
-
-    def emit(self, event: Event) -> None:
-        fields = dict(event)
-        name = fields.pop("event", "cascade")
-        self.logger.info(name, **fields)
-
-
-class MultiSink:
-    """Fans one event out to several sinks."""
-
-    def __init__(self, sinks: Iterable[EventSink]) -> None:
-        self.sinks = list(sinks)
-
-    def emit(self, event: Event) -> None:
-        for s in self.sinks:
-            s.emit(event)
+    event: Literal["request"]
+    v: int
+    ts: NotRequired[float]
+    request_id: str
+    outcome: RequestOutcome
+    accepted: bool
+    answered_by: str | None
+    escalations: int
+    attempts: int
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    latency_ms: float
+    reason: str | None
+    error: str | None
+    budget_usd: float | None
+    top_rung: RungRecord
+    rungs: list[str]
+    metadata: dict[str, Any]
+    prompt: NotRequired[Any]
+    prompt_hash: NotRequired[str]
+    output: NotRequired[str | None]
+    output_hash: NotRequired[str]
 
 
-def make_sink(log: str | os.PathLike[str] | EventSink | Iterable[Any] | None) -> EventSink | None:
-    """``log=`` as users give it: a path (JSONL), a sink, a structlog logger, or a list of these."""
-    if log is None:
-        return None
-    if isinstance(log, (str, os.PathLike)):
-        return JsonlSink(log)
-    if isinstance(log, EventSink):
-        return log
-    if callable(getattr(log, "info", None)):
-        return StructlogSink(log)
-    if isinstance(log, Iterable):
-        return MultiSink(s for item in log if (s := make_sink(item)) is not None)
-    raise ConfigError(f"log: expected a file path, an EventSink or a structlog logger, got {log!r}")
+_BreakerState = Literal["closed", "open", "half_open"]
+BreakerEvent = TypedDict(  # functional form: "from" is a Python keyword
+    "BreakerEvent",
+    {
+        "event": Literal["breaker"],
+        "v": int,
+        "ts": NotRequired[float],
+        "rung": str,
+        "from": _BreakerState,
+        "to": _BreakerState,
+        "reason": str,
+        "failures": int,
+        "cooldown_s": float,
+    },
+)
+"""A rung's circuit changed state. ``reason`` is the failure that opened it, ``cooldown_elapsed`` or
+``probe_succeeded``. While open, the rung's attempts are ``skipped`` with ``rung_cooling_down``."""
 
 
-class ContentPolicy:
-    """Decides what of prompts and outputs reaches the log: nothing, a keyed hash, or the full text.
+class IdleEvent(TypedDict):
+    """A rung below the top started (``skipping``, reason ``no_answer_accepted``) or stopped
+    (``active``, reason ``probe_accepted``) being skipped for accepting nothing (``SkipIdle``)."""
 
-    The hash is HMAC-SHA256 with the caller's secret, so logged hashes cannot be reversed by guessing
-    likely contents without the key.
-    """
-
-    def __init__(self, mode: LogContent = "none", hash_key: str | bytes | None = None) -> None:
-        if mode not in ("none", "hash", "full"):
-            raise ConfigError(f"log_content: expected 'none', 'hash' or 'full', got {mode!r}")
-        if mode == "hash":
-            key = hash_key if hash_key is not None else os.environ.get("CASCADE_LOG_HASH_KEY")
-            if not key:
-                raise ConfigError(
-                    "log_hash_key: log_content='hash' needs a secret key (argument or CASCADE_LOG_HASH_KEY)"
-                )
-            self._key = key.encode() if isinstance(key, str) else key
-        self.mode = mode
-
-    def add(self, event: Event, field: str, content: Any) -> None:
-        if self.mode == "none" or content is None:
-            return
-        if self.mode == "full":
-            event[field] = content
-            return
-        text = content if isinstance(content, str) else json.dumps(content, sort_keys=True, default=str)
-        event[f"{field}_hash"] = hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
-
-    def __repr__(self) -> str:
-        return f"ContentPolicy(mode={self.mode!r})"  # never the key
+    event: Literal["idle"]
+    v: int
+    ts: NotRequired[float]
+    rung: str
+    to: Literal["skipping", "active"]
+    reason: str
+    misses: int
+    probe_every: int
 
 
-class EventLog:
-    """Runs events through the processors and into the sink. Owned by one Cascade."""
+class BadLineRecord(TypedDict):
+    """A log line a reader skipped: ``file``, 1-based ``line``, why (``error``), whether it is a torn last line."""
 
-    def __init__(self, sink: EventSink | None, processors: Iterable[Processor] = (add_timestamp,)) -> None:
-        self.sink = sink
-        self.processors = list(processors)
+    file: str
+    line: int
+    error: str
+    torn: bool
 
-    def emit(self, event: Event) -> None:
-        if self.sink is None:
-            return
-        out: MutableMapping[str, Any] = event
-        for p in self.processors:
-            out = p(None, "info", out)
-        self.sink.emit(out if type(out) is dict else dict(out))  # the engine builds a fresh dict per event
 
-    def close(self) -> None:
-        close = getattr(self.sink, "close", None)
-        if callable(close):
-            close()
+class ResumeEvent(TypedDict):
+    """A batch resumed from an earlier run's log: ``done`` requests found finished there."""
+
+    event: Literal["resume"]
+    v: int
+    ts: NotRequired[float]
+    path: str
+    done: int
+    bad_lines: list[BadLineRecord]
+
+
+EVENT_TYPES: Mapping[str, type[Any]] = {
+    "attempt": AttemptEvent,
+    "request": RequestEvent,
+    "breaker": BreakerEvent,
+    "idle": IdleEvent,
+    "resume": ResumeEvent,
+}
+"""Every event kind the library writes, by its ``event`` field."""
+
+
+def event_json_schema() -> dict[str, Any]:
+    """The JSON Schema of one log line (any known kind), derived from the definitions above."""
+    from pydantic import TypeAdapter
+
+    defs: dict[str, Any] = {}
+    variants = []
+    for cls in EVENT_TYPES.values():
+        schema = TypeAdapter(cls).json_schema(ref_template="#/$defs/{model}")
+        defs.update(schema.pop("$defs", {}))
+        schema["additionalProperties"] = True  # readers ignore fields they do not know
+        defs[cls.__name__] = schema
+        variants.append({"$ref": f"#/$defs/{cls.__name__}"})
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "cascade-router log event",
+        "description": f"One line of a cascade-router JSONL log, schema version {SCHEMA_VERSION}.",
+        "oneOf": variants,
+        "$defs": defs,
+    }
+
+
+# ---------------------------------------------------------------------------------------- builders
+
+
+def verdict_record(validator: str, passed: bool, reason: str, score: float | None, detail: str) -> VerdictRecord:
+    return {"validator": validator, "passed": passed, "reason": reason, "score": score, "detail": detail}
+
+
+def rung_record(name: str, model: str, price_in: float, price_out: float) -> RungRecord:
+    return {"name": name, "model": model, "price_in": price_in, "price_out": price_out}
+
+
+def breaker_event(
+    rung: str, from_state: _BreakerState, to: _BreakerState, reason: str, failures: int, cooldown_s: float
+) -> BreakerEvent:
+    return {
+        "event": "breaker",
+        "v": SCHEMA_VERSION,
+        "rung": rung,
+        "from": from_state,
+        "to": to,
+        "reason": reason,
+        "failures": failures,
+        "cooldown_s": cooldown_s,
+    }
+
+
+def idle_event(rung: str, to: Literal["skipping", "active"], reason: str, misses: int, probe_every: int) -> IdleEvent:
+    return {
+        "event": "idle",
+        "v": SCHEMA_VERSION,
+        "rung": rung,
+        "to": to,
+        "reason": reason,
+        "misses": misses,
+        "probe_every": probe_every,
+    }
+
+
+def resume_event(path: str, done: int, bad_lines: Sequence[BadLineRecord]) -> ResumeEvent:
+    return {"event": "resume", "v": SCHEMA_VERSION, "path": path, "done": done, "bad_lines": list(bad_lines)}

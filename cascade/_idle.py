@@ -13,30 +13,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from ._config import SkipIdle
 from ._errors import ConfigError
+from ._events import IdleEvent, idle_event
+from ._gates import BaseGate, GateContext, Skip
 
-
-@dataclass(frozen=True)
-class SkipIdle:
-    """The policy: skip after ``after`` consecutive visits with nothing accepted; probe every ``probe_every``."""
-
-    after: int = 20
-    probe_every: int = 10
-
-    def __post_init__(self) -> None:
-        for name in ("after", "probe_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"SkipIdle.{name}: expected an integer >= 1, got {value!r}")
+IDLE = "no answer accepted on this rung for a while: skipped without a call, probed now and then"
 
 
 class RungIdle:
     """One rung's count of visits since it last accepted, and whether it is being skipped."""
 
-    def __init__(self, rung: str, policy: SkipIdle, emit: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(self, rung: str, policy: SkipIdle, emit: Callable[[Any], None]) -> None:
         self.rung = rung
         self.policy = policy
         self._emit = emit
@@ -76,29 +66,25 @@ class RungIdle:
         if event is not None:
             self._emit(event)
 
-    def _event(self, to: str, reason: str) -> dict[str, Any]:
-        return {
-            "event": "idle",
-            "v": 1,
-            "rung": self.rung,
-            "to": to,
-            "reason": reason,
-            "misses": self.misses,
-            "probe_every": self.policy.probe_every,
-        }
+    def _event(self, to: Literal["skipping", "active"], reason: str) -> IdleEvent:
+        return idle_event(self.rung, to, reason, self.misses, self.policy.probe_every)
 
 
-class IdleRungs:
-    """The idle trackers of one Cascade, by rung name; the top rung and rungs without a policy always pass."""
+class IdleGate(BaseGate):
+    """The idle trackers of one Cascade as a rung gate, by rung name; the top rung and rungs without a
+    policy always pass."""
 
-    def __init__(self, names: Iterable[str], policy: SkipIdle | None, emit: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(self, names: Iterable[str], policy: SkipIdle | None, emit: Callable[[Any], None]) -> None:
         if policy is not None and not isinstance(policy, SkipIdle):
             raise ConfigError(f"skip_idle: expected a SkipIdle or None, got {policy!r}")
         self._by_rung = {} if policy is None else {n: RungIdle(n, policy, emit) for n in names}
 
-    def allow(self, rung: str) -> bool:
-        r = self._by_rung.get(rung)
-        return r is None or r.allow()
+    def allow(self, ctx: GateContext) -> Skip | None:
+        r = self._by_rung.get(ctx.rung.name)
+        return None if r is None or r.allow() else Skip("rung_idle", IDLE, kind="idle")
+
+    def on_visit(self, ctx: GateContext, accepted: bool) -> None:
+        self.record(ctx.rung.name, accepted)
 
     def record(self, rung: str, accepted: bool) -> None:
         r = self._by_rung.get(rung)

@@ -10,54 +10,22 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from ._breaker import CircuitBreaker
-from ._provider import Provider
-from .validators._base import Validator, as_validator
-
-
-class RequestParams(BaseModel):
-    """Request parameters sent with every call of a rung (OpenAI names). Unknown names are refused;
-    put provider-specific ones in ``extra``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
-
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, gt=0, le=1)
-    max_tokens: int | None = Field(default=None, gt=0)
-    response_format: dict[str, Any] | None = None
-    seed: int | None = None
-    stop: str | list[str] | None = None
-    logprobs: bool | None = None
-    top_logprobs: int | None = Field(default=None, ge=0, le=20)
-    extra: dict[str, Any] = Field(default_factory=dict)
-
-    def to_wire(self) -> dict[str, Any]:
-        """The non-empty parameters as one flat dict (``extra`` merged last)."""
-        out = {k: v for k, v in self.__dict__.items() if v is not None and k != "extra"}
-        out.update(self.extra)
-        return out
+from ._config import CircuitBreaker, RequestParams, RetryPolicy, Settings
+from ._providers._base import Provider
+from ._types import Validator
+from .validators._base import as_validator
 
 
-class RetryPolicy(BaseModel):
-    """How transient failures are retried on the same rung (tenacity does the retrying)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
-
-    attempts: int = Field(default=3, ge=1, le=20)
-    max_delay_s: float = Field(default=60.0, gt=0)
-    initial_wait_s: float = Field(default=0.5, ge=0)
-    max_wait_s: float = Field(default=20.0, ge=0)
-    max_retry_after_s: float = Field(default=30.0, ge=0)
-
-
-class Rung(BaseModel):
+class Rung(Settings):
     """One model of the ladder: who serves it, what it costs (USD per million tokens), how it is checked.
 
     ``validators`` is one validator, a list (all must pass) or None (use the cascade's default).
     ``reasks`` lets the rung retry itself with the failed verdicts fed back before escalating.
     ``breaker`` skips the rung for a cool-down after repeated failures (see ``cascade._breaker``).
+    Without ``price_in``/``price_out`` the model's prices are looked up in the ``genai-prices`` package
+    (``price_provider`` picks the vendor, e.g. ``"openai"``), and ``price_source`` says where from.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True, defer_build=True)
@@ -65,13 +33,29 @@ class Rung(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     provider: Provider
     model: str = Field(min_length=1)
-    price_in: float = Field(ge=0)
-    price_out: float = Field(ge=0)
+    price_in: float = Field(default=None, ge=0)  # type: ignore[assignment]  # filled in by the lookup
+    price_out: float = Field(default=None, ge=0)  # type: ignore[assignment]
+    price_provider: str | None = None
+    price_source: str | None = None
     params: RequestParams = Field(default_factory=RequestParams)
     validators: Any = None
     reasks: int = Field(default=0, ge=0, le=10)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     breaker: CircuitBreaker | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _look_up_prices(cls, data: Any) -> Any:
+        """No prices given: look the model up in genai-prices (explicit prices always win)."""
+        if not isinstance(data, dict) or (data.get("price_in") is not None and data.get("price_out") is not None):
+            return data
+        if data.get("price_in") is not None or data.get("price_out") is not None:
+            missing = "price_out" if data.get("price_in") is not None else "price_in"
+            raise ValueError(f"Rung.{missing}: give both prices, or neither to look them up in genai-prices")
+        from ._prices import lookup
+
+        found = lookup(str(data.get("model", "")), data.get("price_provider"))
+        return {**data, "price_in": found.price_in, "price_out": found.price_out, "price_source": found.source}
 
     @field_validator("price_in", "price_out")
     @classmethod
@@ -103,7 +87,7 @@ class Rung(BaseModel):
         return (tokens_in * self.price_in + tokens_out * self.price_out) / 1_000_000
 
 
-class Ladder(BaseModel):
+class Ladder(Settings):
     """Rungs ordered cheapest first. ``Ladder([a, b, c])`` or ``Ladder(rungs=[...])``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)

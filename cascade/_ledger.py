@@ -15,11 +15,15 @@ spend), the attempt is marked ``budget_overrun`` and no further call is made.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from ._types import Message
+from ._types import Completion, Message
 
 TokenCounter = Callable[[Sequence[Message]], int]
+MAX_TOKENS_UNDER_BUDGET = 4096
+"""``max_tokens`` sent under a budget when the rung sets none (the budget may afford less)."""
 
 PER_MESSAGE_TOKENS = 16
 PER_REQUEST_TOKENS = 16
@@ -77,3 +81,45 @@ class Budget:
         self.spent += actual
         if self.cap is not None and actual > reserved + 1e-15:
             self.overrun = True
+
+
+def bound_call(
+    budget: Budget,
+    prompt_tokens: int,
+    wire: dict[str, Any],
+    price_in: float,
+    price_out: float,
+) -> tuple[dict[str, Any], float]:
+    """The params to send and the worst-case cost of one call.
+
+    Under a cap, a call without ``max_tokens`` gets the largest value the remaining budget affords (at
+    most :data:`MAX_TOKENS_UNDER_BUDGET`); when not even one output token is affordable the worst case
+    is infinite, so the call cannot be reserved."""
+    max_tokens = wire.get("max_tokens")
+    if budget.cap is not None and max_tokens is None and price_out > 0:
+        affordable = (budget.remaining * 1_000_000 - prompt_tokens * price_in) / price_out
+        max_tokens = math.floor(max(0.0, min(float(MAX_TOKENS_UNDER_BUDGET), affordable)))
+        if max_tokens < 1:
+            return wire, math.inf
+        wire = {**wire, "max_tokens": max_tokens}
+    return wire, call_cost(prompt_tokens, int(max_tokens or 0), price_in, price_out)
+
+
+def charge(
+    completion: Completion, prompt_tokens: int, wire: Mapping[str, Any], price_in: float, price_out: float
+) -> tuple[int, int, float]:
+    """Tokens and USD to charge for an answer. Without reported usage, an upper bound: the prompt bound
+    in, and out one token per UTF-8 byte of the text plus one (capped by ``max_tokens``)."""
+    tokens_in, tokens_out = completion.tokens_in, completion.tokens_out
+    if tokens_in < 0 or tokens_out < 0:
+        tokens_in = prompt_tokens
+        tokens_out = len(completion.text.encode("utf-8")) + 1
+        cap = wire.get("max_tokens")
+        if isinstance(cap, int):
+            tokens_out = min(tokens_out, cap)
+    cost = (
+        completion.cost_usd
+        if completion.cost_usd is not None
+        else call_cost(tokens_in, tokens_out, price_in, price_out)
+    )
+    return tokens_in, tokens_out, cost

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Generic
 
-from .validators._base import Verdict
+from typing_extensions import TypeVar
 
-AttemptOutcome = Literal["accepted", "escalated", "reask", "error", "skipped"]
-RequestOutcome = Literal["accepted", "exhausted", "error"]
+from ._events import AttemptOutcome, RequestOutcome
+from ._types import Verdict
+
+T = TypeVar("T", default=Any)
+"""What ``result.parsed`` holds: the ``response_model`` given to the Cascade, else Any."""
 
 
 @dataclass(slots=True)
@@ -50,12 +53,16 @@ class Attempt:
 
 
 @dataclass(slots=True)
-class CascadeResult:
-    """What ``Cascade.run`` returns. ``cost_usd`` is the sum over every call the request caused."""
+class CascadeResult(Generic[T]):
+    """What ``Cascade.run`` returns. ``cost_usd`` is the sum over every call the request caused.
+
+    ``parsed`` is what the accepted answer's checks parsed: an instance of the Cascade's
+    ``response_model`` when it has one (``CascadeResult[Ticket]``), the JSON value of a ``JsonSchema``
+    dict, or None."""
 
     request_id: str
     output: str | None = None
-    parsed: Any = None
+    parsed: T | None = None
     answered_by: str | None = None
     accepted: bool = False
     outcome: RequestOutcome = "exhausted"
@@ -80,7 +87,7 @@ class CascadeResult:
         return {
             "request_id": self.request_id,
             "output": self.output,
-            "parsed": self.parsed.model_dump() if hasattr(self.parsed, "model_dump") else self.parsed,
+            "parsed": _plain(self.parsed),
             "answered_by": self.answered_by,
             "accepted": self.accepted,
             "outcome": self.outcome,
@@ -92,3 +99,9 @@ class CascadeResult:
             "metadata": self.metadata,
             "resumed": self.resumed,
         }
+
+
+def _plain(value: Any) -> Any:
+    """A parsed value as plain data (a pydantic model as its dict)."""
+    dump = getattr(value, "model_dump", None)
+    return dump() if callable(dump) else value

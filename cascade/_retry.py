@@ -17,7 +17,7 @@ from ._errors import ProviderError
 if TYPE_CHECKING:  # tenacity is imported on the first retry, not with cascade (import time)
     from tenacity import RetryCallState
 
-    from ._ladder import RetryPolicy
+    from ._config import RetryPolicy
 
 T = TypeVar("T")
 

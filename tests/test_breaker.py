@@ -24,7 +24,7 @@ from cascade import (
     RetryPolicy,
     Rung,
 )
-from cascade._breaker import Breakers
+from cascade._breaker import RungBreaker
 from cascade.testing import Reply, TestServer
 from cascade.validators import check
 
@@ -44,9 +44,9 @@ def failure(reason: str = "server_error") -> ProviderError:
     return ProviderError("transient", reason, "boom")
 
 
-def breakers(clock: Clock, events: list[dict[str, Any]], **kw: Any) -> Breakers:
+def breakers(clock: Clock, events: list[dict[str, Any]], **kw: Any) -> RungBreaker:
     policy = CircuitBreaker(clock=clock, **{"failures": 3, "window_s": 10, "cooldown_s": 5, **kw})
-    return Breakers({"r": policy}, events.append)
+    return RungBreaker("r", policy, events.append)
 
 
 # -- the state machine, on a fake clock -----------------------------------------------------------------
@@ -54,22 +54,22 @@ def test_opens_after_n_failures_cools_down_then_probes_once() -> None:
     clock, events = Clock(), []
     b = breakers(clock, events)
     for _ in range(2):
-        assert b.allow("r")
-        b.record("r", failure())
-    assert b.state("r") == "closed"
-    b.record("r", failure("timeout"))
-    assert b.state("r") == "open" and not b.allow("r")
+        assert b.allow()
+        b.record(failure())
+    assert b.state == "closed"
+    b.record(failure("timeout"))
+    assert b.state == "open" and not b.allow()
     assert events[-1] | {"ts": None} == {
         "event": "breaker", "v": 1, "rung": "r", "from": "closed", "to": "open", "reason": "timeout",
         "failures": 3, "cooldown_s": 5, "ts": None,
     }  # fmt: skip
     clock.now += 4.9
-    assert not b.allow("r")
+    assert not b.allow()
     clock.now += 0.2
-    assert b.allow("r") and b.state("r") == "half_open"  # the probe
-    assert not b.allow("r") and not b.allow("r")  # everyone else still skips
-    b.record("r", None)
-    assert b.state("r") == "closed" and b.allow("r")
+    assert b.allow() and b.state == "half_open"  # the probe
+    assert not b.allow() and not b.allow()  # everyone else still skips
+    b.record(None)
+    assert b.state == "closed" and b.allow()
     assert [(e["from"], e["to"], e["reason"]) for e in events] == [
         ("closed", "open", "timeout"),
         ("open", "half_open", "cooldown_elapsed"),
@@ -80,52 +80,52 @@ def test_opens_after_n_failures_cools_down_then_probes_once() -> None:
 def test_a_failed_probe_reopens_for_another_cooldown() -> None:
     clock, events = Clock(), []
     b = breakers(clock, events, failures=1)
-    b.record("r", failure())
+    b.record(failure())
     clock.now += 5
-    assert b.allow("r")
-    b.record("r", failure("auth_failed"))
-    assert b.state("r") == "open" and not b.allow("r")
+    assert b.allow()
+    b.record(failure("auth_failed"))
+    assert b.state == "open" and not b.allow()
     assert events[-1]["from"] == "half_open" and events[-1]["reason"] == "auth_failed"
     clock.now += 5
-    assert b.allow("r")
+    assert b.allow()
 
 
 def test_a_probe_that_never_reports_is_replaced_after_the_cooldown() -> None:
     clock, events = Clock(), []
     b = breakers(clock, events, failures=1)
-    b.record("r", failure())
+    b.record(failure())
     clock.now += 5
-    assert b.allow("r") and not b.allow("r")
+    assert b.allow() and not b.allow()
     clock.now += 5  # the probe was cancelled or skipped for budget: it never recorded anything
-    assert b.allow("r") and b.state("r") == "half_open"
+    assert b.allow() and b.state == "half_open"
 
 
 def test_a_success_resets_the_count_and_old_failures_expire() -> None:
     clock, events = Clock(), []
     b = breakers(clock, events)
-    b.record("r", failure())
-    b.record("r", failure())
-    b.record("r", None)
-    b.record("r", failure())
-    b.record("r", failure())
-    assert b.state("r") == "closed"
+    b.record(failure())
+    b.record(failure())
+    b.record(None)
+    b.record(failure())
+    b.record(failure())
+    assert b.state == "closed"
     clock.now += 11  # both older than window_s
-    b.record("r", failure())
-    assert b.state("r") == "closed" and events == []
+    b.record(failure())
+    assert b.state == "closed" and events == []
 
 
 def test_request_level_failures_never_trip_it() -> None:
     clock, events = Clock(), []
     b = breakers(clock, events, failures=1)
-    b.record("r", ProviderError("rung_fatal", "context_length_exceeded", "too long"))
-    b.record("r", ProviderError("rung_fatal", "content_policy", "no"))
-    b.record("r", ProviderError("caller", "bad_request", "bad"))
-    assert b.state("r") == "closed"
-    b.record("r", failure())
+    b.record(ProviderError("rung_fatal", "context_length_exceeded", "too long"))
+    b.record(ProviderError("rung_fatal", "content_policy", "no"))
+    b.record(ProviderError("caller", "bad_request", "bad"))
+    assert b.state == "closed"
+    b.record(failure())
     clock.now += 5
-    assert b.allow("r")  # the probe gets an answer about the request: the rung is up
-    b.record("r", ProviderError("rung_fatal", "context_length_exceeded", "too long"))
-    assert b.state("r") == "closed"
+    assert b.allow()  # the probe gets an answer about the request: the rung is up
+    b.record(ProviderError("rung_fatal", "context_length_exceeded", "too long"))
+    assert b.state == "closed"
 
 
 @pytest.mark.parametrize(
@@ -280,8 +280,8 @@ class BreakerMachine(RuleBasedStateMachine):
 
     @rule()
     def ask(self) -> None:
-        before = self.b.state("r")
-        if self.b.allow("r"):
+        before = self.b.state
+        if self.b.allow():
             if before != "closed":
                 self.granted_while_not_closed.append(self.clock.now)
         else:
@@ -289,9 +289,9 @@ class BreakerMachine(RuleBasedStateMachine):
 
     @rule(ok=st.booleans(), reason=st.sampled_from(["server_error", "timeout", "context_length_exceeded"]))
     def report(self, ok: bool, reason: str) -> None:
-        before = self.b.state("r")
-        self.b.record("r", None if ok else failure(reason))
-        after = self.b.state("r")
+        before = self.b.state
+        self.b.record(None if ok else failure(reason))
+        after = self.b.state
         if ok or reason == "context_length_exceeded":
             assert after == ("closed" if before != "open" else "open")
         if after == "closed":
@@ -307,7 +307,7 @@ class BreakerMachine(RuleBasedStateMachine):
         legal = {("closed", "open"), ("open", "half_open"), ("half_open", "closed"), ("half_open", "open")}
         assert all((e["from"], e["to"]) in legal for e in self.events)
         assert all(a["to"] == b["from"] for a, b in itertools.pairwise(self.events))
-        assert (self.events[-1]["to"] if self.events else "closed") == self.b.state("r")
+        assert (self.events[-1]["to"] if self.events else "closed") == self.b.state
 
 
 TestBreakerMachine = BreakerMachine.TestCase

@@ -266,17 +266,17 @@ def test_api_key_never_in_repr_error_or_log(
 
 def test_config_errors_name_the_field_and_value(server: TestServer) -> None:
     p = OpenAICompatible(server.base_url)
-    with pytest.raises(ValueError, match="price_in"):
+    with pytest.raises(ConfigError, match="price_in"):
         Rung(name="a", provider=p, model="m", price_in=-1, price_out=1)
-    with pytest.raises(ValueError, match="provider"):
+    with pytest.raises(ConfigError, match="provider"):
         Rung(name="a", provider=None, model="m", price_in=1, price_out=1)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="duplicate rung name 'a'"):
+    with pytest.raises(ConfigError, match="duplicate rung name 'a'"):
         Ladder([Rung(name="a", provider=p, model="m", price_in=1, price_out=1)] * 2)
-    with pytest.raises(ValueError, match="at least one rung"):
+    with pytest.raises(ConfigError, match="at least one rung"):
         Ladder([])
-    with pytest.raises(ValueError, match="temperature"):
+    with pytest.raises(ConfigError, match="temperature"):
         Rung(name="a", provider=p, model="m", price_in=1, price_out=1, params={"temperature": "hot"})
-    with pytest.raises(ValueError, match="max_tokens"):
+    with pytest.raises(ConfigError, match="max_tokens"):
         Rung(name="a", provider=p, model="m", price_in=1, price_out=1, params={"max_tokens": 0})
     with pytest.raises(ConfigError, match="budget_usd"):
         Cascade(ladder(server), budget_usd=-1)
@@ -320,8 +320,8 @@ def test_a_schema_check_asks_for_json_mode_in_the_providers_style(server: TestSe
     cascade.run_sync(MSG)  # rung "a" accepts
     body = server.requests[0].body
     assert body["response_format"] == {"type": "json_object", "schema": schema}
-    assert "response_format" not in cascade._rung_wire["b"]
-    assert cascade._rung_wire["c"]["response_format"] == own  # the rung's own setting wins
+    assert "response_format" not in cascade.params_for("b")
+    assert cascade.params_for("c")["response_format"] == own  # the rung's own setting wins
     assert OpenAICompatible("https://api.openai.com/v1").json_mode == "openai"
     with pytest.raises(ConfigError, match="json_mode"):
         OpenAICompatible(server.base_url, json_mode="xml")  # type: ignore[arg-type]
@@ -339,8 +339,8 @@ def test_a_confidence_check_asks_the_rung_for_logprobs(server: TestServer) -> No
         ]
     )
     cascade = Cascade(ladder, validators=Confidence(0.5))
-    assert cascade._rung_wire["a"]["logprobs"] is True and cascade._rung_wire["a"]["top_logprobs"] == 10
-    assert cascade._rung_wire["b"]["top_logprobs"] == 3  # the rung's own value wins
+    assert cascade.params_for("a")["logprobs"] is True and cascade.params_for("a")["top_logprobs"] == 10
+    assert cascade.params_for("b")["top_logprobs"] == 3  # the rung's own value wins
     server.default(Reply(content="{}", logprobs=[("{}", -0.01, {"{}": -0.01})]))
     result = cascade.run_sync(MSG)
     assert result.answered_by == "a" and server.requests[0].body["logprobs"] is True

@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cascade import Completion, ProviderError
-from cascade._anthropic import parse_message
-from cascade._http import HttpProvider, decode_json_object, parse_retry_after
-from cascade._logread import read_log
-from cascade._openai import parse_chat_completion
-from cascade._resume import LogWarning, Resume
+from cascade._logs._read import read_log
+from cascade._logs._resume import LogWarning, Resume
+from cascade._providers._anthropic import parse_message
+from cascade._providers._http import HttpProvider, decode_json_object, parse_retry_after
+from cascade._providers._openai import parse_chat_completion
 from cascade.stats import BadLine as StatsBadLine
 from cascade.stats import read_events as stats_read_events
 

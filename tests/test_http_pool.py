@@ -1,5 +1,5 @@
 """The HTTP providers' connection pool: ``max_connections`` split over small httpx clients (see
-``cascade._http.POOL_SHARD_CONNECTIONS``), a light load on one client, a heavy one spread out."""
+``cascade._providers._http.POOL_SHARD_CONNECTIONS``), a light load on one client, a heavy one spread out."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from cascade import ConfigError, OpenAICompatible, ProviderError
-from cascade._http import POOL_SHARD_CONNECTIONS
+from cascade._providers._http import POOL_SHARD_CONNECTIONS
 from cascade._types import CompletionRequest
 from cascade.testing import Reply, TestServer
 

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from cascade import Cascade, OpenAICompatible, Rung
-from cascade._logread import read_log
-from cascade._resume import LogWarning, item_id
+from cascade._logs._read import read_log
+from cascade._logs._resume import LogWarning, item_id
 from cascade.testing import Reply, TestServer
 
 N_ITEMS = 240

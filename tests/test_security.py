@@ -36,7 +36,8 @@ from cascade import (
     Rung,
     StructlogSink,
 )
-from cascade._events import ContentPolicy, JsonlSink
+from cascade._content import ContentPolicy
+from cascade._sinks import JsonlSink
 from cascade.testing import Reply, TestServer
 
 KEY = "sk-FAKE-cascade-secret-7f3a9c2e51d04b"

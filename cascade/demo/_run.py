@@ -8,9 +8,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._config import RequestParams, SkipIdle
 from .._engine import Cascade
-from .._idle import SkipIdle
-from .._ladder import Ladder, RequestParams, Rung
+from .._ladder import Ladder, Rung
 from .._result import CascadeResult
 from ..local import LocalLadder
 from ..validators import Confidence, JsonSchema, Validator, check

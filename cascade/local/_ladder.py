@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import httpx
 
 from .._ladder import Rung
-from .._openai import OpenAICompatible
+from .._providers._openai import OpenAICompatible
 from ._errors import LocalLadderUnavailable, LocalServerError
 from ._models import DEFAULT_MODELS, ModelSpec
 from ._process import ManagedProcess, TerminateAsInterrupt, free_port, stop_all

@@ -6,8 +6,9 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .._config import RetryPolicy
 from .._engine import Cascade
-from .._ladder import Ladder, RetryPolicy, Rung
+from .._ladder import Ladder, Rung
 from ._data import Dataset, Record
 from ._policy import Policy
 from ._provider import ReplayProvider

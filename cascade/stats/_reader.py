@@ -1,6 +1,6 @@
 """Stream ``attempt`` and ``request`` events out of JSONL logs (plain or gzip), checked against the schema.
 
-Reading is :mod:`cascade._logread`'s (one line at a time, never failing on a bad line); on top, an
+Reading is :mod:`cascade._logs._read`'s (one line at a time, never failing on a bad line); on top, an
 event with a field of the wrong type is reported as a :class:`BadLine` (file, line number, why) and
 skipped; the rest of the file is still read.
 """
@@ -11,7 +11,8 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from .._logread import BadLine, Event, LogFileError, iter_lines
+from .._events import Event
+from .._logs._read import BadLine, LogFileError, iter_lines
 
 __all__ = ["BadLine", "Event", "LogFileError", "check_files", "read_events"]
 

@@ -80,7 +80,7 @@ class _Bad:
     def __call__(self, bad: BadLine) -> None:
         self.count += 1
         if len(self.samples) < MAX_BAD_SAMPLES:
-            self.samples.append(bad.as_dict())
+            self.samples.append(dict(bad.as_dict()))
 
 
 def _in_range(ts: float, since: float | None, until: float | None) -> bool:

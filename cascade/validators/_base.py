@@ -1,99 +1,33 @@
-"""Verdicts, the validator protocol, and composition (``a & b``, ``a | b``) in the style of tenacity.
+"""Running checks and composing them (``a & b``, ``a | b``) in the style of tenacity.
 
-A validator looks at one candidate answer and returns a :class:`Verdict`. Any object with a
-``validate(candidate)`` method (sync or async) is a validator; :func:`check` wraps a plain function.
+A validator looks at one candidate answer and returns a :class:`~cascade.Verdict` (the protocol is in
+``cascade._types``). Any object with a ``validate(candidate)`` method (sync or async) is a validator;
+:func:`check` wraps a plain function.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any
 
 from .._errors import CascadeError
+from .._types import Candidate, Validator, Verdict
 
-if TYPE_CHECKING:
-    from .._types import Completion, Message
-
-Sampler = Callable[[int], Awaitable[list["Completion"]]]
-Asker = Callable[[Sequence["Message"], dict[str, Any]], Awaitable["Completion"]]
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """The outcome of one check.
-
-    ``reason`` is a stable code that lands in the escalation log (``schema_invalid``,
-    ``low_agreement``, ``custom:<name>``...). ``value`` carries what the check produced (a parsed
-    object, the majority answer); ``text`` replaces the candidate's output when the check picked a
-    better one (self-consistency's majority sample). ``children`` holds the verdicts of a composite.
-    """
-
-    passed: bool
-    reason: str = "ok"
-    score: float | None = None
-    detail: str = ""
-    validator: str = ""
-    value: Any = None
-    text: str | None = None
-    children: tuple[Verdict, ...] = ()
-
-    def leaves(self) -> list[Verdict]:
-        """The verdicts of the individual checks behind this one (itself if it is not a composite)."""
-        if not self.children:
-            return [self]
-        out: list[Verdict] = []
-        for child in self.children:
-            out.extend(child.leaves())
-        return out
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "validator": self.validator,
-            "passed": self.passed,
-            "reason": self.reason,
-            "score": self.score,
-            "detail": self.detail,
-        }
-
-
-@dataclass(slots=True)
-class Candidate:
-    """What a validator sees: one answer of one rung, and ways to ask that rung for more.
-
-    ``sample(k)`` draws k further answers from the same rung (distinct seeds, counted in the ledger and
-    checked against the budget); ``ask(messages, params)`` makes one extra call on the same rung (for
-    example a verbalised-confidence question). ``parsed`` is set by an earlier check (JSON schema) so
-    later checks need not parse again.
-    """
-
-    text: str
-    completion: Completion
-    messages: Sequence[Message]
-    rung: str = ""
-    model: str = ""
-    params: dict[str, Any] = field(default_factory=dict)
-    parsed: Any = None
-    sampler: Sampler | None = None
-    asker: Asker | None = None
-
-    async def sample(self, k: int) -> list[Completion]:
-        if self.sampler is None:
-            raise RuntimeError("this candidate cannot draw samples (no sampler attached)")
-        return await self.sampler(k)
-
-    async def ask(self, messages: Sequence[Message], params: dict[str, Any] | None = None) -> Completion:
-        if self.asker is None:
-            raise RuntimeError("this candidate cannot make extra calls (no asker attached)")
-        return await self.asker(messages, params or {})
-
-
-@runtime_checkable
-class Validator(Protocol):
-    """Anything with ``validate(candidate) -> Verdict`` (or an awaitable of one)."""
-
-    def validate(self, candidate: Candidate) -> Verdict | Awaitable[Verdict]: ...
+__all__ = [
+    "AllOf",
+    "AnyOf",
+    "BaseValidator",
+    "Candidate",
+    "Check",
+    "Validator",
+    "Verdict",
+    "as_validator",
+    "check",
+    "run_validator",
+    "validator_cost",
+    "validator_name",
+]
 
 
 def validator_name(v: object) -> str:

@@ -82,6 +82,7 @@ class SelfConsistency(BaseValidator):
       lowercased, with whitespace runs collapsed.
     * ``key``: compare only part of the answer: a field name (``key="label"``) or a function of the
       parsed value (of the stripped text in text mode), e.g. ``key=lambda parsed: parsed["label"]``.
+    * ``temperature``: the samples' temperature; by default the request's own when above 0, else 0.7.
 
     An answer that cannot be read (not JSON in JSON mode, a failing ``parse`` or ``key``) is its own
     answer and never the majority. Samples the engine did not return count as disagreeing: the share is
@@ -99,6 +100,7 @@ class SelfConsistency(BaseValidator):
         key: Key | None = None,
         *,
         parse: Parse = "auto",
+        temperature: float | None = None,
         name: str = "self_consistency",
     ) -> None:
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
@@ -111,7 +113,12 @@ class SelfConsistency(BaseValidator):
             raise ConfigError(f"SelfConsistency: key must be a field name or a function, got {key!r}")
         if not (callable(parse) or parse in ("auto", "json", "text")):
             raise ConfigError(f"SelfConsistency: parse must be 'auto', 'json', 'text' or a function, got {parse!r}")
+        if temperature is not None and (
+            isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature <= 2
+        ):
+            raise ConfigError(f"SelfConsistency: temperature must be in (0, 2], got {temperature!r}")
         self.samples = samples
+        self.temperature = temperature
         self.threshold = float(threshold)
         self.key = key
         self.parse = parse
@@ -125,7 +132,7 @@ class SelfConsistency(BaseValidator):
             else None
         )
         first = self._read(candidate.text, reader, known)
-        extra = await candidate.sample(self.samples - 1)
+        extra = await candidate.sample(self.samples - 1, temperature=self.temperature)
         answers = [first, *(self._read(c.text, reader, None) for c in extra[: self.samples - 1])]
         agreement = majority([a.label for a in answers], total=self.samples)
         share = agreement.share

@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, cast
 
-Event = dict[str, Any]
+from .._events import BadLineRecord, Event
+
 MAX_LINE_BYTES = 64 * 1024 * 1024
 """Longer lines are skipped as bad without being parsed (a log line is a few KB; 64 MB is corruption)."""
 
@@ -34,7 +35,7 @@ class BadLine:
     error: str
     torn: bool = False
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> BadLineRecord:
         return {"file": self.file, "line": self.line, "error": self.error, "torn": self.torn}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from ._types import Completion, CompletionRequest
+from .._types import Completion, CompletionRequest
 
 
 @runtime_checkable

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 if TYPE_CHECKING:
     import httpx
 
-from ._errors import CallerError, ConfigError, ProviderError
+from .._errors import CallerError, ConfigError, ProviderError
 
 DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 POOL_SHARD_CONNECTIONS = 8

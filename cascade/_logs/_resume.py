@@ -21,10 +21,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._errors import RequestError
-from ._logread import LogRead, iter_lines
-from ._result import Attempt, CascadeResult
-from .validators._base import Verdict
+from .._errors import RequestError
+from .._events import ResumeEvent, resume_event
+from .._result import Attempt, CascadeResult
+from .._types import Verdict
+from ._read import LogRead, iter_lines
 
 FINAL = frozenset({"accepted", "exhausted", "error"})
 
@@ -93,15 +94,9 @@ class Resume:
             item = {**item, "request_id": rid} if isinstance(item, Mapping) else {"messages": item, "request_id": rid}
         return item, self.done.get(rid)
 
-    def summary_event(self) -> dict[str, Any]:
+    def summary_event(self) -> ResumeEvent:
         """The ``resume`` event written to the log when a resumed batch starts."""
-        return {
-            "event": "resume",
-            "v": 1,
-            "path": self.path,
-            "done": len(self.done),
-            "bad_lines": [b.as_dict() for b in self.log.bad_lines],
-        }
+        return resume_event(self.path, len(self.done), [b.as_dict() for b in self.log.bad_lines])
 
 
 def _finished(event: Mapping[str, Any]) -> bool:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._errors import ConfigError, ProviderError
+from .._errors import ConfigError, ProviderError
+from .._types import Completion, CompletionRequest, TokenLogprob
 from ._http import HttpProvider, read_usage
-from ._types import Completion, CompletionRequest, TokenLogprob
 
 if TYPE_CHECKING:
     import httpx
 
-    from .validators._schema import ResponseFormatStyle
+    from ..validators._schema import ResponseFormatStyle
 
 
 class OpenAICompatible(HttpProvider):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._errors import ProviderError
+from .._errors import ProviderError
+from .._types import Completion, CompletionRequest
 from ._http import HttpProvider, read_usage
-from ._types import Completion, CompletionRequest
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024

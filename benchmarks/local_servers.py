@@ -39,7 +39,7 @@ async def measure(
             async with slots:
                 result = await cascade.run(TICKET_TASK.messages(items[i]["text"]))
             try:
-                labels[i] = json.loads(result.text).get("label")
+                labels[i] = json.loads(result.output or "").get("label")
             except (ValueError, AttributeError):
                 labels[i] = None
 

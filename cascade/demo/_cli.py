@@ -173,7 +173,7 @@ async def _demo(tasks: list[Task], tuning: Tuning, args: argparse.Namespace, log
     sources = {m.name: m.price_source for m in DEFAULT_MODELS}
     note = split_note(args.split, args.thresholds, tuning, [t.name for t in tasks])
     vendor = {m.name: m.vendor_prices for m in DEFAULT_MODELS if m.vendor_prices}
-    vendor_source = "; ".join(f"{m.name}: {m.vendor_price_source}" for m in DEFAULT_MODELS if m.name in vendor)
+    vendor_source = "; ".join(sorted({m.vendor_price_source for m in DEFAULT_MODELS if m.name in vendor}))
     return full_report(
         runs, sources, str(log_path), args.threads, note=note, vendor_prices=vendor, vendor_source=vendor_source
     )

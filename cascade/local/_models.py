@@ -6,13 +6,14 @@ Two of the three are split into byte chunks across several wheels and must be co
 the result is checked against the sha256 and size pinned here, because those wheels come from an
 unknown uploader.
 
-Notional prices (USD per million tokens) make the cost figures of the demo meaningful: each rung is
-priced like a real hosted model of the same relative place in a size ladder, from one vendor's
-published list so the ratios are real. Source: Mistral AI's launch prices for its size ladder,
-Ministral 3B at $0.04 in and out and Ministral 8B at $0.10 in and out ("Un Ministral, des
-Ministraux", October 2024), Mistral Small 24.09 (22B) at $0.20 in / $0.60 out (Mistral's price
-update of September 2024). Parameter ratios 3B : 8B : 22B are close to 135M : 0.5B : 1.5B. Prices
-drift; these are notional and only their ratios matter for a cascade's savings.
+Notional prices (USD per million tokens) make the cost figures of the demo meaningful. They are
+proportional to the compute each model spends per token on this kind of machine: server CPU
+milliseconds per prompt token and per generated token, measured with ``benchmarks/local_prices.py``
+(native llama.cpp server, 2 threads, prompt cache off, a 2-core machine under a load of about 12),
+priced at a notional $0.045 per vCPU-hour (an on-demand cloud vCPU; only the ratios between rungs
+matter for a cascade's savings). As a second view, ``vendor_prices`` holds a real vendor's size
+ladder: Mistral AI's Ministral 3B at $0.04, Ministral 8B at $0.10 in and out ("Un Ministral, des
+Ministraux", October 2024) and Mistral Small 24.09 at $0.20 in / $0.60 out (September 2024).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class ModelSpec:
         return len(self.chunks) > 1
 
 
+MISTRAL = "Mistral AI's size ladder (Ministral 3B, Ministral 8B, Mistral Small 24.09; 2024 list prices)"
+
 SMALL = ModelSpec(
     name="small",
     description="SmolLM2-135M-Instruct Q4_1",
@@ -63,10 +66,12 @@ SMALL = ModelSpec(
     filename="SmolLM2-135M-Instruct.Q4_1.gguf",
     size=98_362_432,
     sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-    price_in=0.04,
-    price_out=0.04,
-    price_source="Ministral 3B launch price (Mistral AI, Oct 2024)",
+    price_in=0.14,
+    price_out=0.24,
+    price_source="compute: 11.6 / 19.0 CPU-ms per prompt / output token, $0.045 per vCPU-h",
     wheel_sha256=("bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",),
+    vendor_prices=(0.04, 0.04),
+    vendor_price_source=MISTRAL,
 )
 
 MEDIUM = ModelSpec(
@@ -77,9 +82,9 @@ MEDIUM = ModelSpec(
     filename="Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf",
     size=491_400_064,
     sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-    price_in=0.10,
-    price_out=0.10,
-    price_source="Ministral 8B launch price (Mistral AI, Oct 2024)",
+    price_in=0.22,
+    price_out=0.95,
+    price_source="compute: 17.8 / 75.9 CPU-ms per prompt / output token, $0.045 per vCPU-h",
     wheel_sha256=(
         "4fc0d1d5908b0a21ad98b42f0c46c5907c5d7e6a09dc04e89cd981f0c9f64f27",
         "fec029ee3da51a3369d2081ff4477672ff0093a219df4b79ea8e24055ca4ec7b",
@@ -88,6 +93,8 @@ MEDIUM = ModelSpec(
         "94e4b8e626380b44af011f8dc8c61236134ceee640ec3b6dfacbf1b9aacac5b3",
         "46b3b1b8840c80bb568a9b25c7f1c2e60c2db5c9d07c4a5f9c7c13e86649a58e",
     ),
+    vendor_prices=(0.10, 0.10),
+    vendor_price_source=MISTRAL,
 )
 
 LARGE = ModelSpec(
@@ -100,9 +107,9 @@ LARGE = ModelSpec(
     filename="Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.gguf",
     size=1_117_320_768,
     sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-    price_in=0.20,
-    price_out=0.60,
-    price_source="Mistral Small 24.09 price (Mistral AI, Sep 2024)",
+    price_in=0.57,
+    price_out=2.19,
+    price_source="compute: 45.7 / 174.9 CPU-ms per prompt / output token, $0.045 per vCPU-h",
     wheel_sha256=(
         "ba72ca23489565a63c966163baaaee8583bc8613db69ae8bb138a6f09c437bfe",
         "9fec2da61f00610bbd67f5729a86ee383cf56dfcf1274fb16fd3a355fd5043c9",
@@ -127,6 +134,8 @@ LARGE = ModelSpec(
         "4999dcb7b6704065f533ab521c5e581feecd72abc1fe596a57f00e7de72f1460",
         "6190a4ffcb96fec023c8086464e7c9d0ec9c7061efc39fec19142bdef186768a",
     ),
+    vendor_prices=(0.20, 0.60),
+    vendor_price_source=MISTRAL,
 )
 
 DEFAULT_MODELS: tuple[ModelSpec, ...] = (SMALL, MEDIUM, LARGE)

@@ -7,7 +7,7 @@ LOCAL_STAMP := $(VENV)/.installed-local
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: install lint typecheck test demo local local-if-possible local-python-server clean
+.PHONY: install lint typecheck docs-check docs test test-deps demo local local-if-possible local-python-server clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -20,15 +20,38 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 lint: install
-	$(BIN)/ruff check $(wildcard cascade tests examples benchmarks)
-	$(BIN)/ruff format --check $(wildcard cascade tests examples benchmarks)
+	$(BIN)/ruff check $(wildcard cascade tests examples benchmarks docs_hooks.py)
+	$(BIN)/ruff format --check $(wildcard cascade tests examples benchmarks docs_hooks.py)
 
 typecheck: install
 	$(BIN)/mypy
-	$(BIN)/mypy --strict tests/typing
+	$(BIN)/mypy --strict tests/typing examples docs_hooks.py
 
-test: install lint typecheck local-if-possible
+# The docs site: built strictly (a broken link, a missing page or a bad docstring reference fails), and served.
+docs-check: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/site
+
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
+test: install lint typecheck docs-check test-deps local-if-possible
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# System packages the tests drive for real: headless chromium (`cascade stats --html`), Prometheus and
+# promtool (the shipped alert rules). Installed only when missing; never fails: when one cannot be
+# installed, its tests skip and say why. A policy-rc.d keeps the packages' own services from starting
+# (one the machine already has is left alone).
+TEST_APT_PKGS ?= chromium prometheus
+test-deps:
+	@missing=""; for p in $(TEST_APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "== test-deps: apt-get install$$missing =="; \
+		made=; if [ ! -e /usr/sbin/policy-rc.d ] && printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d 2>/dev/null; \
+			then chmod +x /usr/sbin/policy-rc.d; made=1; fi; \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; } \
+			|| echo "== test-deps: could not install$$missing: the tests that need them will be skipped =="; \
+		if [ -n "$$made" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+	fi
 
 # -- The offline model ladder (cascade.local) --------------------------------------------------------
 # 1. llama.cpp's native server (tools/server), compiled from the sources vendored in the pinned
@@ -114,7 +137,7 @@ demo: local
 	$(BIN)/cascade demo $(DEMO_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site dist build *.egg-info
 
 # make bench: the figures of README.md, "Performance". LiteLLM and openai are compared
 # against, never dependencies: they live in their own venv, .venv-bench.

@@ -15,9 +15,10 @@ from ._errors import (
 from ._events import SCHEMA_VERSION, event_json_schema
 from ._gates import BaseGate, GateContext, Gates, RungGate, Skip
 from ._ladder import Ladder, Rung
+from ._progress import BatchProgress
 from ._providers import Anthropic, FunctionProvider, OpenAICompatible, Provider
 from ._result import Attempt, CascadeResult
-from ._sinks import EventSink, JsonlSink, MemorySink, MultiSink, StructlogSink, add_timestamp
+from ._sinks import EventSink, JsonlSink, MemorySink, MultiSink, StructlogSink, add_timestamp, event_level
 from ._types import Candidate, Completion, CompletionRequest, Step, TokenLogprob, ToolCall, Validator, Verdict
 
 __version__ = "0.1.0"
@@ -27,6 +28,7 @@ __all__ = [
     "Anthropic",
     "Attempt",
     "BaseGate",
+    "BatchProgress",
     "BudgetExhausted",
     "CallerError",
     "Candidate",
@@ -64,4 +66,5 @@ __all__ = [
     "Verdict",
     "add_timestamp",
     "event_json_schema",
+    "event_level",
 ]

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "cascade.stats._cli",
     "cascade.replay._cli",
+    "cascade.replay._record",
     "cascade.demo._cli",
     "cascade._logs._cli",
 )
@@ -25,9 +26,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and name in action.choices:
+            return action.choices[name]  # type: ignore[no-any-return]
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # the subcommand's usage, not the top-level one: that is the command the user typed
+        _subcommand(parser, args.command).error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         code = args.func(args)
         sys.stdout.flush()

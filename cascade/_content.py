@@ -40,7 +40,8 @@ class ContentPolicy:
             event[field] = content
             return
         text = content if isinstance(content, str) else json.dumps(content, sort_keys=True, default=str)
-        event[f"{field}_hash"] = hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
+        # surrogatepass: a lone surrogate (valid JSON "\ud800", not UTF-8) still hashes, never raises
+        event[f"{field}_hash"] = hmac.new(self._key, text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
     def __repr__(self) -> str:
         return f"ContentPolicy(mode={self.mode!r})"  # never the key

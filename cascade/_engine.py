@@ -3,28 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import threading
 import uuid
 import warnings
+import weakref
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from typing import Any, Generic, Literal, cast
+from typing import TYPE_CHECKING, Any, Generic, Literal, cast
 
 from ._breaker import BreakerGate
 from ._config import CircuitBreaker, RequestParams, SkipIdle
 from ._content import ContentPolicy, LogContent
-from ._errors import CascadeError, CascadeExhausted, ConfigError, RequestError
+from ._errors import CascadeExhausted, ConfigError, RequestError
 from ._gates import Gates, RungGate
 from ._idle import IdleGate
 from ._ladder import Ladder, Rung
 from ._ledger import Budget, TokenCounter, prompt_token_bound
-from ._logs._resume import Resume
+from ._logs._resume import Resume, ResumeChanged
+from ._progress import ProgressCallback, ProgressTracker
 from ._result import CascadeResult, T
 from ._sinks import EventLog, EventSink, Processor, add_timestamp, make_sink
-from ._types import Message, Validator
-from ._walk import Request, Walker
-from .validators._base import as_validator
+from ._types import Message
+from ._walk import Request, Walker, describe
+from .validators._spec import as_validator
+
+if TYPE_CHECKING:
+    from .validators._spec import CheckSpec
 
 OnExhausted = Literal["raise", "best_effort"]
 DEFAULT_SAMPLE_TEMPERATURE = 0.7
@@ -50,13 +56,15 @@ class Cascade(Generic[T]):
     :class:`SkipIdle`) skips a rung below the top that has stopped accepting, probing it now and then
     (see ``cascade._idle``). ``gates`` are further :class:`~cascade.RungGate` objects asked before every
     rung's call (see ``cascade._gates``); the breaker and ``skip_idle`` are asked first.
+    A request's own ``budget_usd`` (an argument of ``run``, a key of a batch item) may lower the cap,
+    never raise it, unless ``allow_budget_increase=True``.
     """
 
     def __init__(
         self,
         ladder: Ladder | Sequence[Rung],
         *,
-        validators: Validator | Sequence[Validator] | None = None,
+        validators: CheckSpec | Sequence[CheckSpec] | None = None,
         budget_usd: float | None = None,
         on_exhausted: OnExhausted = "raise",
         log: Any = None,
@@ -69,11 +77,13 @@ class Cascade(Generic[T]):
         skip_idle: SkipIdle | None = None,
         gates: Sequence[RungGate] | None = None,
         response_model: type[T] | None = None,
+        allow_budget_increase: bool = False,
     ) -> None:
         self.ladder = ladder if isinstance(ladder, Ladder) else Ladder(list(ladder))
         self.validators = as_validator(validators)
         self.response_model = _check_model(response_model)
         self.budget_usd = _check_budget(budget_usd)
+        self.allow_budget_increase = allow_budget_increase
         if on_exhausted not in ("raise", "best_effort"):
             raise ConfigError(f"on_exhausted: expected 'raise' or 'best_effort', got {on_exhausted!r}")
         self.on_exhausted = on_exhausted
@@ -93,6 +103,8 @@ class Cascade(Generic[T]):
         self.sample_temperature = sample_temperature or DEFAULT_SAMPLE_TEMPERATURE
         self._rung_names = [r.name for r in self.ladder.rungs]
         self._local = threading.local()
+        self._loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+        self._loops_lock = threading.Lock()
         self.breakers = BreakerGate.for_rungs(self.ladder.rungs, breaker, self.events.emit)
         self.idle = IdleGate(self._rung_names[:-1], skip_idle, self.events.emit)
         if gates is not None and (isinstance(gates, (str, bytes)) or not isinstance(gates, Sequence)):
@@ -132,6 +144,13 @@ class Cascade(Generic[T]):
     ) -> CascadeResult[T]:
         """Answer one request. ``params`` (temperature, max_tokens, ...) override every rung's."""
         req = self._new_request(messages, metadata, budget_usd, request_id, params)
+        await self._drive(req)
+        if not req.result.accepted and self.on_exhausted == "raise":
+            raise CascadeExhausted(req.result)
+        return req.result
+
+    async def _drive(self, req: Request) -> None:
+        """Walk one request; whatever it raises, its ``request`` event is written first."""
         best_effort = self.on_exhausted == "best_effort"
         try:
             await self._walker.walk(req)
@@ -139,9 +158,6 @@ class Cascade(Generic[T]):
             self._walker.finish(req, best_effort, error=exc)
             raise
         self._walker.finish(req, best_effort)
-        if not req.result.accepted and self.on_exhausted == "raise":
-            raise CascadeExhausted(req.result)
-        return req.result
 
     def run_sync(self, messages: Sequence[Message], **kwargs: Any) -> CascadeResult[T]:
         """Blocking ``run`` for code without an event loop (one private loop per thread, reused)."""
@@ -155,31 +171,53 @@ class Cascade(Generic[T]):
         return self._walker.wire_of(rung)
 
     async def imap(
-        self, inputs: Iterable[Any], *, concurrency: int = 16, resume_from: str | os.PathLike[str] | None = None
+        self,
+        inputs: Iterable[Any],
+        *,
+        concurrency: int = 16,
+        resume_from: str | os.PathLike[str] | None = None,
+        resume_changed: ResumeChanged = "refuse",
+        progress: bool | None = None,
+        on_progress: ProgressCallback | None = None,
     ) -> AsyncIterator[tuple[int, CascadeResult[T]]]:
         """Yield ``(index, result)`` as requests finish, with at most ``concurrency`` in flight and
         memory bounded by that, not by the batch. Each item is a message list or a dict with
         ``messages`` and optionally ``metadata``, ``request_id`` and request params. A failing item
-        yields a result with ``outcome="exhausted"`` or ``"error"``; it never stops the batch.
+        yields a result with ``outcome="exhausted"`` or ``"error"`` (the exception's type and message,
+        with the attempts made and their spend, whatever it raised); it never stops or shrinks the
+        batch. An exception from ``inputs`` itself is raised here once the items before it are done.
         ``resume_from`` (a JSONL log of an earlier run) skips items that already ended there
-        (see ``cascade._logs._resume``)."""
+        (see ``cascade._logs._resume``); if they were decided by another ladder or other checks, the
+        batch is refused unless ``resume_changed`` is ``"rerun"`` (run them again) or ``"reuse"``.
+        ``progress`` and ``on_progress``: see ``cascade._progress``."""
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ConfigError(f"concurrency: expected an integer >= 1, got {concurrency!r}")
+        tracker = ProgressTracker(inputs, progress, on_progress)
         items = enumerate(inputs)
         queue: asyncio.Queue[tuple[int, CascadeResult[T]] | None] = asyncio.Queue(maxsize=concurrency * 2)
-        resume = None if resume_from is None else Resume.load(resume_from)
+        resume = None if resume_from is None else Resume.load(resume_from, self._walker.fingerprint, resume_changed)
         if resume is not None:
             self.events.emit(resume.summary_event())
+
+        async def one(item: Any) -> CascadeResult[T]:
+            if resume is not None:
+                item, done = resume.prepare(item)  # the item with its stable request id
+                if done is not None:
+                    return done
+            return await self._run_item(item)
+
+        failed: list[BaseException] = []
 
         async def worker() -> None:
             try:
                 for index, item in items:
-                    if resume is not None:
-                        item, done = resume.prepare(item)  # the item with its stable request id
-                        if done is not None:
-                            await queue.put((index, done))
-                            continue
-                    await queue.put((index, await self._run_item(item)))
+                    try:
+                        result = await one(item)
+                    except Exception as exc:  # whatever one item raises, it gets a result
+                        result = _error_result(exc)
+                    await queue.put((index, result))
+            except Exception as exc:  # the inputs' iterator itself failed: say so, after the rest
+                failed.append(exc)
             finally:
                 await queue.put(None)
 
@@ -191,27 +229,66 @@ class Cascade(Generic[T]):
                 if got is None:
                     done += 1
                 else:
+                    tracker.add(got[1])
                     yield got
         finally:
+            tracker.close()
             for w in workers:
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+        if failed:
+            raise failed[0]
 
     async def map(
-        self, inputs: Iterable[Any], *, concurrency: int = 16, resume_from: str | os.PathLike[str] | None = None
+        self,
+        inputs: Iterable[Any],
+        *,
+        concurrency: int = 16,
+        resume_from: str | os.PathLike[str] | None = None,
+        resume_changed: ResumeChanged = "refuse",
+        progress: bool | None = None,
+        on_progress: ProgressCallback | None = None,
     ) -> list[CascadeResult[T]]:
         """Run a batch; results in input order, per-item failures isolated (see ``imap``)."""
         out: list[CascadeResult[T] | None] = []  # a list, not a dict by index: ~100 bytes less per result
-        async for index, result in self.imap(inputs, concurrency=concurrency, resume_from=resume_from):
+        batch = self.imap(
+            inputs,
+            concurrency=concurrency,
+            resume_from=resume_from,
+            resume_changed=resume_changed,
+            progress=progress,
+            on_progress=on_progress,
+        )
+        async for index, result in batch:
             if index >= len(out):
                 out.extend([None] * (index + 1 - len(out)))
             out[index] = result
-        return cast("list[CascadeResult[T]]", out)  # imap yields every index exactly once
+        missing = [i for i, r in enumerate(out) if r is None]
+        if missing:  # never a short or holed batch in silence
+            raise RuntimeError(f"map: no result for items {missing[:10]} of {len(out)} (a bug: please report it)")
+        return cast("list[CascadeResult[T]]", out)
 
     def map_sync(
-        self, inputs: Iterable[Any], *, concurrency: int = 16, resume_from: str | os.PathLike[str] | None = None
+        self,
+        inputs: Iterable[Any],
+        *,
+        concurrency: int = 16,
+        resume_from: str | os.PathLike[str] | None = None,
+        resume_changed: ResumeChanged = "refuse",
+        progress: bool | None = None,
+        on_progress: ProgressCallback | None = None,
     ) -> list[CascadeResult[T]]:
-        return self._loop().run_until_complete(self.map(inputs, concurrency=concurrency, resume_from=resume_from))
+        """Blocking ``map`` for code without an event loop (in a notebook: ``await cascade.map(...)``)."""
+        loop = self._loop()
+        batch = self.map(
+            inputs,
+            concurrency=concurrency,
+            resume_from=resume_from,
+            resume_changed=resume_changed,
+            progress=progress,
+            on_progress=on_progress,
+        )
+        return loop.run_until_complete(batch)
 
     async def aclose(self) -> None:
         """Close the providers' connections of the running loop and the log sink."""
@@ -220,10 +297,15 @@ class Cascade(Generic[T]):
         self.events.close()
 
     def close(self) -> None:
-        """Close what ``run_sync`` opened (its loop and connections) and the log sink."""
-        loop: asyncio.AbstractEventLoop | None = getattr(self._local, "loop", None)
-        if loop is not None and not loop.is_closed():
-            loop.run_until_complete(self.aclose())
+        """Close what ``run_sync`` opened in every thread (each thread's loop and its connections) and
+        the log sink. A loop busy in another thread right now is left to that thread."""
+        with self._loops_lock:
+            loops = list(self._loops)
+        for loop in loops:
+            if loop.is_closed() or loop.is_running():
+                continue
+            for rung in self.ladder.rungs:
+                loop.run_until_complete(rung.provider.aclose())
             loop.close()
         self.events.close()
 
@@ -256,24 +338,43 @@ class Cascade(Generic[T]):
             raise RequestError(str(exc).replace("RequestParams.", "run.")) from None
         if metadata is not None and not isinstance(metadata, Mapping):
             raise RequestError(f"metadata: expected a mapping, got {metadata!r}")
-        cap = _check_budget(budget_usd) if budget_usd is not None else self.budget_usd
+        cap = self.budget_usd
+        if budget_usd is not None:
+            asked = _check_budget(budget_usd)
+            if cap is not None and asked is not None and asked > cap and not self.allow_budget_increase:
+                raise RequestError(
+                    f"budget_usd: {budget_usd!r} is above the Cascade's cap of {cap!r}; a request may lower the "
+                    "cap, not raise it (Cascade(allow_budget_increase=True) allows it)"
+                )
+            cap = asked
         rid = request_id or uuid.uuid4().hex
         meta = dict(metadata or {})
         return Request(rid, checked, overrides, meta, Budget(cap), CascadeResult(request_id=rid, metadata=meta))
 
     async def _run_item(self, item: Any) -> CascadeResult[T]:
+        """One batch item's result, whatever happens: a malformed item or a request that raised (a
+        caller error, a custom provider's KeyError, a full disk) is an ``error`` result carrying the
+        exception's type and message and the attempts made, with their spend."""
         try:
             if isinstance(item, Mapping):
                 kwargs = dict(item)
                 messages = kwargs.pop("messages", None)
                 if messages is None:
                     raise RequestError(f"map item: a dict item needs a 'messages' key, got keys {sorted(item)}")
-                return await self.run(messages, **kwargs)
-            return await self.run(item)
-        except CascadeExhausted as exc:
-            return exc.result
-        except CascadeError as exc:
-            return CascadeResult(request_id=uuid.uuid4().hex, outcome="error", error=f"{type(exc).__name__}: {exc}")
+            else:
+                messages, kwargs = item, {}
+            req = self._new_request(
+                messages,
+                kwargs.pop("metadata", None),
+                kwargs.pop("budget_usd", None),
+                kwargs.pop("request_id", None),
+                kwargs,
+            )
+        except Exception as exc:
+            return _error_result(exc)
+        with contextlib.suppress(Exception):  # the walk recorded it: outcome "error", attempts, spend
+            await self._drive(req)
+        return req.result
 
     def _loop(self) -> asyncio.AbstractEventLoop:
         try:
@@ -285,8 +386,15 @@ class Cascade(Generic[T]):
         loop: asyncio.AbstractEventLoop | None = getattr(self._local, "loop", None)
         if loop is None or loop.is_closed():
             loop = asyncio.new_event_loop()
-            self._local.loop = loop
+            self._local.loop = loop  # dropped when the thread ends; the loop then goes with its connections
+            with self._loops_lock:
+                self._loops.add(loop)  # weakly: close() finds the loops of threads still alive
         return loop
+
+
+def _error_result(exc: BaseException) -> CascadeResult[Any]:
+    """The result of an item that failed before its request could start."""
+    return CascadeResult(request_id=uuid.uuid4().hex, outcome="error", error=describe(exc))
 
 
 def _check_model(model: Any) -> Any:

@@ -37,6 +37,7 @@ class ProviderError(CascadeError):
         *,
         status: int | None = None,
         retry_after: float | None = None,
+        maybe_billed: bool = False,
     ) -> None:
         super().__init__(message)
         self.kind: ErrorKind = kind
@@ -44,6 +45,10 @@ class ProviderError(CascadeError):
         self.message = message
         self.status = status
         self.retry_after = retry_after
+        self.maybe_billed = maybe_billed
+        """The request went out and no usable answer came back (timeout or reset after sending, a body
+        too large or not JSON): the provider may have billed the tokens, so the engine charges the call's
+        reserved bound."""
 
     def __repr__(self) -> str:
         return f"ProviderError(kind={self.kind!r}, reason={self.reason!r}, status={self.status!r})"

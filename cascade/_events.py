@@ -59,7 +59,10 @@ class RungRecord(TypedDict):
 
 class AttemptEvent(TypedDict):
     """One try of one rung: its first call, retries, samples and extra asks. ``calls`` counts the HTTP
-    calls made; ``output`` (``log_content="full"``) or ``output_hash`` (``"hash"``) carry the answer."""
+    calls made; ``output`` (``log_content="full"``) or ``output_hash`` (``"hash"``) carry the answer.
+    ``charged_at_bound``: a call was charged its reserved bound (sent and never answered, or a cost that
+    was not a number); ``budget_overrun``: a call cost more than its reservation. ``log_lost`` (on any
+    line): lines the log could not take since the previous line that was written."""
 
     event: Literal["attempt"]
     v: int
@@ -83,14 +86,18 @@ class AttemptEvent(TypedDict):
     price_source: NotRequired[str]
     error: ErrorRecord | None
     metadata: dict[str, Any]
+    charged_at_bound: NotRequired[bool]
+    budget_overrun: NotRequired[bool]
     output: NotRequired[str | None]
     output_hash: NotRequired[str]
+    log_lost: NotRequired[int]
 
 
 class RequestEvent(TypedDict):
     """The end of one request. ``reason`` is the last failure's reason code (null when accepted);
     ``rungs`` are the ladder's names, cheapest first; ``prompt``/``output`` or their ``_hash`` with
-    content logging."""
+    content logging. ``budget_overrun``: some call cost more than reserved, accepted or not;
+    ``fingerprint``: the ladder and checks that decided (``cascade._fingerprint``), compared on resume."""
 
     event: Literal["request"]
     v: int
@@ -111,10 +118,13 @@ class RequestEvent(TypedDict):
     top_rung: RungRecord
     rungs: list[str]
     metadata: dict[str, Any]
+    budget_overrun: NotRequired[bool]
+    fingerprint: NotRequired[str]
     prompt: NotRequired[Any]
     prompt_hash: NotRequired[str]
     output: NotRequired[str | None]
     output_hash: NotRequired[str]
+    log_lost: NotRequired[int]
 
 
 _BreakerState = Literal["closed", "open", "half_open"]

@@ -6,16 +6,18 @@ of this module's import time, and tools that only read logs never need them.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from ._config import CircuitBreaker, RequestParams, RetryPolicy, Settings
+from ._errors import ConfigError
 from ._providers._base import Provider
 from ._types import Validator
-from .validators._base import as_validator
+from .validators._spec import as_validator
 
 
 class Rung(Settings):
@@ -76,10 +78,6 @@ class Rung(Settings):
     @field_validator("validators", mode="before")
     @classmethod
     def _validators(cls, v: Any) -> Validator | None:
-        items = v if isinstance(v, Sequence) and not isinstance(v, str) else [v] if v is not None else []
-        for i, item in enumerate(items):
-            if not callable(getattr(item, "validate", None)):
-                raise ValueError(f"validators[{i}] must have a validate(candidate) method, got {item!r}")
         return as_validator(v)
 
     def cost_usd(self, tokens_in: int, tokens_out: int) -> float:
@@ -88,16 +86,29 @@ class Rung(Settings):
 
 
 class Ladder(Settings):
-    """Rungs ordered cheapest first. ``Ladder([a, b, c])`` or ``Ladder(rungs=[...])``."""
+    """Rungs ordered cheapest first. ``Ladder([a, b, c])`` or ``Ladder(rungs=[...])``.
+
+    The engine walks the rungs in the order given, so a rung dearer than the next one (in both its
+    input and its output price) is refused with a ``ConfigError``: it would pay the expensive model
+    first. ``order="as_given"`` says the order is deliberate (a faster model first, say)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     rungs: tuple[Rung, ...]
+    order: Literal["cheapest_first", "as_given"] = "cheapest_first"
 
     def __init__(self, rungs: Sequence[Rung] | None = None, **data: Any) -> None:
         if rungs is not None:
             data["rungs"] = rungs
         super().__init__(**data)
+        if self.order == "cheapest_first":
+            for low, high in itertools.pairwise(self.rungs):
+                if low.price_in > high.price_in and low.price_out > high.price_out:
+                    raise ConfigError(
+                        f"rungs: not cheapest first: {low.name!r} (${low.price_in}/${low.price_out} per 1M tokens) "
+                        f"comes before the cheaper {high.name!r} (${high.price_in}/${high.price_out}); reorder "
+                        "the rungs, or pass order='as_given' if the order is deliberate"
+                    )
 
     @model_validator(mode="after")
     def _check(self) -> Ladder:

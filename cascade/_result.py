@@ -32,6 +32,12 @@ class Attempt:
     retries: int = 0
     error: dict[str, Any] | None = None
     output: str | None = None
+    charged_at_bound: bool = False
+    """A call was charged its reserved bound, not reported usage: it was sent and no usable answer came
+    back (timeout or reset after sending, a body too large or not JSON), or its reported cost was not a
+    finite number >= 0. Providers bill such calls, so the ledger does too."""
+    budget_overrun: bool = False
+    """A call's actual charge exceeded what was reserved for it (the provider reported more than the bound)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +55,8 @@ class Attempt:
             "retries": self.retries,
             "error": self.error,
             "output": self.output,
+            "charged_at_bound": self.charged_at_bound,
+            "budget_overrun": self.budget_overrun,
         }
 
 
@@ -74,6 +82,13 @@ class CascadeResult(Generic[T]):
     metadata: dict[str, Any] = field(default_factory=dict)
     resumed: bool = False
     """True when rebuilt from the log of an earlier run (``map(..., resume_from=...)``), not run now."""
+    log_errors: int = 0
+    """Lines of this request that the log could not take (a sink raised: disk full, closed file...)."""
+
+    @property
+    def budget_overrun(self) -> bool:
+        """Some call cost more than was reserved for it (see ``Attempt.budget_overrun``)."""
+        return any(a.budget_overrun for a in self.attempts)
 
     @property
     def tokens_in(self) -> int:
@@ -98,6 +113,8 @@ class CascadeResult(Generic[T]):
             "error": self.error,
             "metadata": self.metadata,
             "resumed": self.resumed,
+            "log_errors": self.log_errors,
+            "budget_overrun": self.budget_overrun,
         }
 
 

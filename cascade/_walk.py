@@ -18,14 +18,15 @@ from typing import Any
 from ._content import ContentPolicy
 from ._errors import BudgetExhausted, ProviderError
 from ._events import SCHEMA_VERSION, AttemptEvent, AttemptOutcome, Event, RequestEvent, rung_record, verdict_record
+from ._fingerprint import ladder_fingerprint
 from ._gates import GateContext, Gates
 from ._ladder import Ladder, Rung
-from ._ledger import Budget, TokenCounter, bound_call, charge
+from ._ledger import Budget, TokenCounter, bound_call, charge, params_token_bound
 from ._result import Attempt, CascadeResult
 from ._retry import call_with_retries
 from ._sinks import EventLog
 from ._types import Candidate, Completion, CompletionRequest, Message, Step, Validator, Verdict
-from .validators._base import AllOf, run_validator
+from .validators._base import AllOf, hard_checks, run_validator
 from .validators._feedback import reask_messages
 from .validators._schema import JsonSchema, schema_of
 
@@ -70,9 +71,10 @@ class Walker:
         self.rung_names = [r.name for r in ladder.rungs]
         self._top = ladder.top
         self._index = {name: i for i, name in enumerate(self.rung_names)}
-        own = {r.name: r.validators if r.validators is not None else validators for r in ladder.rungs}
+        own = {r.name: self._default_check(r, validators) for r in ladder.rungs}
         self._checks = {name: _with_model(check, response_model) for name, check in own.items()}
         self._wire = {r.name: self._wire_for(r) for r in ladder.rungs}
+        self.fingerprint = ladder_fingerprint(ladder, self._checks)
 
     def unchecked(self) -> list[str]:
         """Rungs below the top with no check at all: they accept every answer, so the rungs above them
@@ -86,6 +88,13 @@ class Walker:
     def check_of(self, rung: Rung) -> Validator | None:
         """The checks that judge the rung's answers: its own, else the cascade's default."""
         return self._checks[rung.name]
+
+    def _default_check(self, rung: Rung, default: Validator | None) -> Validator | None:
+        """A rung's own checks as written; else the cascade's, less their soft parts on the top rung: a
+        low confidence there could only throw away an answer already paid for (nothing is above it)."""
+        if rung.validators is not None:
+            return rung.validators  # type: ignore[no-any-return]
+        return hard_checks(default) if rung is self._top else default
 
     def _wire_for(self, rung: Rung) -> dict[str, Any]:
         """The rung's request params, plus what its checks need: schema-constrained output when they
@@ -164,6 +173,10 @@ class Walker:
                 if exc.kind == "caller":
                     raise
                 return False
+            except Exception as exc:  # a custom provider's or check's bug: recorded, then the request ends
+                attempt.error = {"kind": "exception", "reason": "exception", "status": None, "message": describe(exc)}
+                self._close_attempt(req, rung, attempt, started, "error", ["exception"])
+                raise
             attempt.verdicts = verdict.leaves()
             attempt.output = candidate.text
             if verdict.passed:
@@ -218,7 +231,7 @@ class Walker:
     ) -> Completion:
         """One call on the rung, with retries, reserved against the budget and charged to the attempt."""
         rung = ctx.rung
-        prompt_tokens = self.token_counter(messages)
+        prompt_tokens = self.token_counter(messages) + params_token_bound(wire)
         wire, worst = bound_call(req.budget, prompt_tokens, wire, rung.price_in, rung.price_out)
         if not req.budget.reserve(worst):
             raise BudgetExhausted(_budget_message(req, rung, worst))
@@ -234,15 +247,16 @@ class Walker:
         k: int,
         temperature: float | None = None,
     ) -> list[Completion]:
-        """k more answers from the same rung, at once, with distinct seeds; all k reserved up front."""
+        """k more answers from the same rung, at once, with distinct seeds; all k reserved up front, each
+        bounded by its share of what is left."""
         if k <= 0:
             return []
         rung = ctx.rung
         temperature = temperature or wire.get("temperature") or self.sample_temperature
         seed = int(wire.get("seed") or 0)
-        prompt_tokens = self.token_counter(messages)
+        prompt_tokens = self.token_counter(messages) + params_token_bound(wire)
         wires = [{**wire, "temperature": temperature, "seed": seed + i + 1} for i in range(k)]
-        bounded = [bound_call(req.budget, prompt_tokens, w, rung.price_in, rung.price_out) for w in wires]
+        bounded = [bound_call(req.budget, prompt_tokens, w, rung.price_in, rung.price_out, k) for w in wires]
         total = sum(worst for _, worst in bounded)
         if not req.budget.reserve(total):
             raise BudgetExhausted(_budget_message(req, rung, total))
@@ -268,29 +282,52 @@ class Walker:
         rung = ctx.rung
         request = CompletionRequest(rung.model, messages, wire)
         started = time.perf_counter()
+        budget = req.budget
+        calls = 0
 
         async def once() -> Completion:
+            """One call. The first was reserved by the caller; each retry reserves its own bound, and a
+            call that fails after it may have been billed is charged that bound."""
+            nonlocal calls
+            if calls and not budget.reserve(worst):
+                raise _NoRetry()
+            calls += 1
             attempt.calls += 1
-            return await rung.provider.complete(request)
+            try:
+                return await rung.provider.complete(request)
+            except ProviderError as exc:
+                if exc.maybe_billed or exc.reason == "bad_response":
+                    budget.settle(worst, worst)
+                    attempt.cost_usd += worst
+                    attempt.charged_at_bound = True
+                else:
+                    budget.settle(worst, 0.0)
+                raise
+            except BaseException:
+                budget.settle(worst, 0.0)
+                raise
 
-        def on_retry(_exc: ProviderError) -> None:
+        last: list[ProviderError] = []
+
+        def on_retry(exc: ProviderError) -> None:
             attempt.retries += 1
+            last[:] = [exc]
 
         try:
             completion = await call_with_retries(once, rung.retry, on_retry)
+        except _NoRetry:  # the budget cannot pay for another try: the last failure stands
+            self.gates.on_call(ctx, last[0], time.perf_counter() - started)
+            raise last[0] from None
         except ProviderError as exc:
             self.gates.on_call(ctx, exc, time.perf_counter() - started)
-            # A 200 we could not use was probably billed: charge its bound rather than nothing.
-            charged = worst if exc.reason == "bad_response" else 0.0
-            req.budget.settle(worst, charged)
-            attempt.cost_usd += charged
-            raise
-        except BaseException:
-            req.budget.settle(worst, 0.0)
             raise
         self.gates.on_call(ctx, None, time.perf_counter() - started)
-        tokens_in, tokens_out, cost = charge(completion, prompt_tokens, wire, rung.price_in, rung.price_out)
-        req.budget.settle(worst, cost)
+        tokens_in, tokens_out, cost, at_bound = charge(
+            completion, prompt_tokens, wire, rung.price_in, rung.price_out, worst
+        )
+        if budget.settle(worst, cost):
+            attempt.budget_overrun = True
+        attempt.charged_at_bound |= at_bound
         attempt.tokens_in += tokens_in
         attempt.tokens_out += tokens_out
         attempt.cost_usd += cost
@@ -341,12 +378,15 @@ class Walker:
             "price_out": rung.price_out,
             "error": attempt.error,  # type: ignore[typeddict-item]
             "metadata": req.metadata,
+            "charged_at_bound": attempt.charged_at_bound,
+            "budget_overrun": attempt.budget_overrun,
         }
         line: Event = dict(event)
         if rung.price_source is not None:
             line["price_source"] = rung.price_source
         self.content.add(line, "output", attempt.output)
-        self.events.emit(line)
+        if not self.events.write(line):
+            req.result.log_errors += 1
 
     def finish(self, req: Request, best_effort: bool, error: BaseException | None = None) -> None:
         """Close the request's result and write its ``request`` event."""
@@ -358,7 +398,7 @@ class Walker:
         if error is not None:
             result.outcome = "error"
             result.accepted = False
-            result.error = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            result.error = describe(error)
         elif not result.accepted:
             result.outcome = "exhausted"
             if best_effort:
@@ -393,11 +433,19 @@ class Walker:
             "top_rung": rung_record(top.name, top.model, top.price_in, top.price_out),
             "rungs": self.rung_names,
             "metadata": req.metadata,
+            "budget_overrun": result.budget_overrun,
+            "fingerprint": self.fingerprint,
         }
         line: Event = dict(event)
         self.content.add(line, "prompt", req.messages)
         self.content.add(line, "output", result.output)
-        self.events.emit(line)
+        if not self.events.write(line):
+            result.log_errors += 1
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message`` of an exception, as results and events carry it."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 async def _judge(completion: Completion, check: Validator | None, candidate: Candidate) -> Verdict:
@@ -441,6 +489,10 @@ def _merge(wire: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]
     """Params for an extra call: overrides win; an override of None removes the rung's value."""
     out = {**wire, **overrides}
     return {k: v for k, v in out.items() if v is not None}
+
+
+class _NoRetry(Exception):
+    """A retry that the request's budget cannot reserve."""
 
 
 def _stopped_by_budget(result: CascadeResult) -> bool:

@@ -32,10 +32,16 @@ def hints(report: dict[str, Any]) -> list[str]:
             )
         if rung["retry_rate"] is not None and rung["retry_rate"] > HIGH_RETRY_RATE:
             out.append(f"rung {name!r} retries {rung['retry_rate']:.0%} of its calls: check rate limits and health")
-        top_reason = next(iter(rung["reasons"]), None)
-        if top_reason is not None and not last:
-            share = rung["reasons"][top_reason] / max(1, rung["escalated"] + rung["errors"])
-            out.append(f"rung {name!r} escalates mostly for {top_reason!r} ({share:.0%} of its escalations)")
+        reasons: dict[str, int] = rung["reasons"]
+        if reasons and not last:
+            # an attempt can carry several reasons, and a skipped one (rung_idle) is no escalation: a share of
+            # the reasons logged, not of the escalations, so it never passes 100%
+            top_reason, count = max(reasons.items(), key=lambda kv: kv[1])
+            share = count / sum(reasons.values())
+            out.append(
+                f"rung {name!r} passes requests on mostly for {top_reason!r} "
+                f"({count} of the {sum(reasons.values())} reasons logged for it, {share:.0%})"
+            )
     failures = report.get("final_failures") or {}
     if isinstance(failures, dict) and failures.get("count"):
         out.append(f"{failures['count']} request(s) were accepted by no rung: read their reasons before tightening")

@@ -1,9 +1,11 @@
-"""Build schema-v1 escalation logs by hand (attempt events, then the request event), for stats tests."""
+"""Build schema-v1 escalation logs by hand (attempt events, then the request event), for stats tests;
+``realistic_log`` builds the 2,000-request, two-hour log with faults and a drift that the operator tests read."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +63,7 @@ class LogBuilder:
                 {
                     "event": "attempt", "v": 1, "ts": self.ts, "request_id": rid, "attempt": i,
                     "rung": rung, "rung_index": RUNGS.index(rung), "model": model,
-                    "outcome": a["outcome"], "reasons": a.get("reasons", []), "verdicts": [],
+                    "outcome": a["outcome"], "reasons": a.get("reasons", []), "verdicts": a.get("verdicts", []),
                     "tokens_in": t_in, "tokens_out": t_out, "cost_usd": c,
                     "latency_ms": a.get("latency_ms", 10.0), "calls": a.get("calls", 1),
                     "retries": a.get("retries", 0), "price_in": pin, "price_out": pout,
@@ -128,3 +130,73 @@ def err(rung: str, reason: str = "server_error", kind: str = "rung_fatal", **kw:
         "tokens_out": 0,
         **kw,
     }
+
+
+TASKS = {"chat": 0.4, "extract": 0.35, "classify": 0.25}
+"""Share of requests per ``metadata.task`` in :func:`realistic_log`."""
+
+
+def _confidence_verdict(score: float, threshold: float = 0.7) -> dict[str, Any]:
+    passed = score >= threshold
+    return {"validator": "confidence", "passed": passed, "reason": "ok" if passed else "low_confidence",
+            "score": round(score, 4), "detail": ""}  # fmt: skip
+
+
+def _fault(rng: random.Random, rung: str) -> dict[str, Any] | None:
+    """An injected provider fault on this attempt (429 after retries, a 5xx, a timeout), or None."""
+    x = rng.random()
+    if x < 0.02:
+        e429 = {"kind": "rung_fatal", "reason": "rate_limited", "status": 429, "message": "slow down"}
+        return err(rung, "rate_limited", calls=3, retries=2, latency_ms=rng.uniform(800, 2500), error=e429)
+    if x < 0.03:
+        return err(rung, "server_error", calls=2, retries=1, latency_ms=rng.uniform(50, 300))
+    if x < 0.04:
+        slow = {"kind": "rung_fatal", "reason": "timeout", "status": None, "message": "read timeout"}
+        return err(rung, "timeout", calls=1, latency_ms=30_000.0, error=slow)
+    return None
+
+
+def realistic_log(
+    seed: int = 2, n: int = 2000, start: float = 1_764_115_200.0, hours: float = 2.0, drift_task: str = "chat"
+) -> LogBuilder:
+    """``n`` requests over ``hours`` on the small/medium/large ladder, about 60% accepted by ``small``,
+    with injected 429/5xx/timeout faults, a confidence validator's scores in every verdict, and a drift in
+    the second half: ``drift_task`` requests escalate from ``small`` far more often (their confidence
+    drops and their JSON breaks); the other tasks stay as they were."""
+    rng = random.Random(seed)
+    b = LogBuilder(start)
+    span = hours * 3600
+    names, weights = list(TASKS), list(TASKS.values())
+    for i in range(n):
+        b.ts = start + span * (i + rng.random() * 0.5) / n
+        task = rng.choices(names, weights)[0]
+        drifted = task == drift_task and i >= n // 2
+        tin = {"chat": 600, "extract": 1500, "classify": 300}[task] + rng.randint(-100, 100)
+        attempts: list[dict[str, Any]] = []
+        for rung in RUNGS:
+            tout = {"small": 120, "medium": 150, "large": 180}[rung] + rng.randint(-40, 40)
+            lat = {"small": 180.0, "medium": 600.0, "large": 1800.0}[rung] * rng.uniform(0.6, 1.8)
+            fault = _fault(rng, rung)
+            if fault is not None:
+                attempts.append(fault)
+                continue
+            if rung == "small":
+                mean = 0.62 if drifted else 0.78
+                schema_broken = rng.random() < (0.25 if drifted else 0.08)
+            else:
+                mean = 0.84 if rung == "medium" else 0.93
+                schema_broken = rng.random() < (0.05 if rung == "medium" else 0.02)
+            score = min(0.999, max(0.01, rng.gauss(mean, 0.1)))
+            verdicts = [_confidence_verdict(score)]
+            kw = {"tokens_in": tin, "tokens_out": tout, "latency_ms": lat, "verdicts": verdicts}
+            if schema_broken:
+                v = {"validator": "schema", "passed": False, "reason": "schema_invalid", "score": None,
+                     "detail": "missing field"}  # fmt: skip
+                attempts.append(esc(rung, "schema_invalid", **{**kw, "verdicts": [v, *verdicts]}))
+            elif score < 0.7:
+                attempts.append(esc(rung, "low_confidence", **kw))
+            else:
+                attempts.append(acc(rung, **kw))
+                break
+        b.req(attempts, metadata={"task": task, "tenant": f"t{rng.randint(1, 3)}"}, gap=0.0)
+    return b

@@ -56,7 +56,11 @@ def test_spend_never_exceeds_the_cap(server: TestServer, rungs: list[Any], budge
             passing.add(name)
     sink = MemorySink()
     cascade = Cascade(
-        Ladder(built), validators=SampleThenJudge(k, passing), budget_usd=budget, on_exhausted="best_effort", log=sink
+        Ladder(built, order="as_given"),
+        validators=SampleThenJudge(k, passing),
+        budget_usd=budget,
+        on_exhausted="best_effort",
+        log=sink,
     )
     result = asyncio.run(cascade.run(MSG))
     assert result.cost_usd <= budget + 1e-12

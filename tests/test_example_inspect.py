@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import runpy
 from pathlib import Path
 from typing import Any
 
 import pytest
+from logbuilder import LogBuilder, acc, esc
 
 from cascade import Cascade, Ladder, OpenAICompatible, Rung
 from cascade.testing import Reply, TestServer
@@ -36,5 +38,21 @@ def test_inspect_escalations_reports_rates_and_hints(
     out = capsys.readouterr().out
     assert out.startswith("25 requests")
     assert "rung 'tiny' accepts only 0% of the 25 requests it sees" in out
-    assert "escalates mostly for 'custom:unsure' (100% of its escalations)" in out
+    assert "passes requests on mostly for 'custom:unsure' (25 of the 25 reasons logged for it, 100%)" in out
     assert module["main"]([str(tmp_path / "missing.jsonl")]) == 2
+
+
+def test_the_share_of_a_reason_never_passes_100_percent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Skipped visits (rung_idle) and attempts with two reasons used to give "196% of its escalations"."""
+    b = LogBuilder()
+    for _ in range(10):
+        b.req([esc("small", "regex_mismatch", "budget_overrun"), acc("large")])
+    for _ in range(30):
+        b.req([{"rung": "small", "outcome": "skipped", "reasons": ["rung_idle"], "calls": 0}, acc("large")])
+    log = b.write(tmp_path / "idle.jsonl")
+    module: dict[str, Any] = runpy.run_path(str(EXAMPLE))
+    assert module["main"]([str(log)]) == 0
+    out = capsys.readouterr().out
+    assert "passes requests on mostly for 'rung_idle' (30 of the 50 reasons logged for it, 60%)" in out
+    shares = [int(m) for m in re.findall(r"(\d+)%\)", out)]
+    assert shares and max(shares) <= 100

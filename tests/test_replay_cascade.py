@@ -68,10 +68,12 @@ def test_cli_eval_json_keys_and_tune_writes_policy(tmp_path, capsys):
                 str(out),
             ]
         )
-        == 0
+        == 1  # NOT certified: a CI step that tunes must fail, not carry on
     )
-    assert Policy.load(out).models[-1] == "top"
-    assert "Cascade(Ladder(rungs))" in capsys.readouterr().out
+    assert Policy.load(out).models[-1] == "top"  # asked for with --out: written, and said to be uncertified
+    text = capsys.readouterr().out
+    assert "NOT certified" in text and "(not certified)" in text
+    assert "Cascade(Ladder(rungs))" not in text  # no snippet to paste for a policy without its guarantee
 
 
 def test_cli_unknown_model_is_a_clear_error(tmp_path, capsys):

@@ -177,3 +177,35 @@ def test_a_reader_that_leaves_early_is_not_an_error(tiny_path):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0, err
     assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_tune_writes_nothing_unasked_and_fails_when_not_certified(tiny_path, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    certified = ["--split", "test", "--epsilon", "0.6", "--delta", "0.5", "--method", "empirical"]
+    assert main(["tune", tiny_path, "--ladder", "cheap,top", "--validator", "confidence", *certified]) == 0
+    text = capsys.readouterr().out
+    assert "nothing written" in text and "--out" in text and "Cascade(Ladder(rungs))" not in text
+    assert list(tmp_path.iterdir()) == [tmp_path / "tiny.jsonl.gz"]  # no cascade-policy.json in the cwd
+    strict = ["--split", "test", "--epsilon", "0.5"]  # the default LTT cannot certify 0.5 on this tiny set
+    assert main(["tune", tiny_path, "--ladder", "cheap,top", "--validator", "confidence", *strict]) == 1
+    text = capsys.readouterr().out
+    assert "NOT certified" in text and "nothing written" in text and "Cascade(" not in text
+    assert list(tmp_path.iterdir()) == [tmp_path / "tiny.jsonl.gz"]
+
+
+def test_eval_says_which_threshold_it_used(tiny_path, capsys):
+    assert main(["eval", tiny_path, "--ladder", "cheap,top", "--validator", "confidence"]) == 0
+    captured = capsys.readouterr()
+    assert "--thresholds 0.5" in captured.err and "no --thresholds" in captured.err
+    assert main(["eval", tiny_path, "--ladder", "cheap,top", "--validator", "confidence", "--thresholds", "0.5"]) == 0
+    assert capsys.readouterr().err == ""  # chosen: nothing to say
+
+
+@pytest.mark.parametrize("command", ["eval", "tune", "stats"])
+def test_an_unknown_flag_prints_the_subcommands_usage(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        required = [] if command == "stats" else ["--ladder", "a,b", "--validator", "confidence"]
+        main([command, "x.jsonl", *required, "--no-such-flag"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"usage: cascade {command} " in err and "unrecognized arguments: --no-such-flag" in err

@@ -1,5 +1,6 @@
 import gzip
 import json
+from pathlib import Path
 
 import pytest
 from replay_helpers import tiny, write
@@ -46,3 +47,15 @@ def test_models_must_match_across_records(tmp_path):
 def test_missing_dataset_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="nope"):
         load_dataset("nope", tmp_path)
+
+
+def test_the_default_data_dir_comes_from_the_environment_or_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cascade.replay._data import default_data_dir
+
+    monkeypatch.setenv("CASCADE_DATA_DIR", str(tmp_path / "mine"))
+    assert default_data_dir() == tmp_path / "mine"
+    monkeypatch.delenv("CASCADE_DATA_DIR")
+    monkeypatch.chdir(tmp_path)
+    assert default_data_dir() == tmp_path.parent / "shared" / "data"  # not found from the package's own path

@@ -36,3 +36,20 @@ def test_soak_500_requests_at_concurrency_50_with_10_percent_faults(tmp_path: Pa
     assert report.reasons["custom:picky"] > 0 and report.retries > 0
     assert {"bad_response", "server_error", "rate_limited", "connection_error"} & set(report.reasons)
     assert report.rss_growth_after_warmup < 30  # MB; a per-request leak of a few KB would show here
+
+
+@pytest.mark.slow
+def test_soak_with_a_full_disk_surrogates_a_raising_provider_and_rotations(tmp_path: Path) -> None:
+    """The hostile soak, small: every input has a result, every missing request line is a counted loss,
+    the ledger is the sum of the attempts, and no fd is left open."""
+    soak = load_soak()
+    hostile = soak.Hostile(surrogate_rate=0.02, raise_rate=0.02, rotate_every=300, fsize_limit=64 * 1024)
+    with soak.fault_server(0.1, seed=4) as url:
+        report = asyncio.run(soak.soak(url, 600, 30, tmp_path / "soak.jsonl", 0.01, hostile, seed=4))
+    print("\n".join(report.lines()))
+    assert report.failures() == []
+    assert report.results == 600 and report.uncounted_missing == 0
+    assert report.request_events == 600 - report.lost_request_lines
+    assert report.lost_lines > 0 and report.rotations > 0  # the disk really filled, the log really rotated
+    assert report.reasons["exception"] > 0  # the custom provider really raised
+    assert report.fds_after <= report.fds_before + 2

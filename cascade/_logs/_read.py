@@ -95,6 +95,20 @@ def iter_lines(path: str | os.PathLike[str], on_bad: Callable[[BadLine], None]) 
         raise LogFileError(f"cannot read log file {name}: {exc}") from None
 
 
+def log_files(path: str) -> list[str]:
+    """``path`` and, before it, the files an external rotation renamed it to (``log.jsonl.1``,
+    ``log.jsonl.2.gz``, ``log.jsonl-20261201``...), oldest first."""
+    folder, base = os.path.split(os.path.abspath(path))
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return [path] if os.path.exists(path) else []
+    rotated = [os.path.join(folder, n) for n in names if n != base and n.startswith((base + ".", base + "-"))]
+    rotated = [p for p in rotated if os.path.isfile(p)]
+    rotated.sort(key=lambda p: (os.stat(p).st_mtime_ns, p))
+    return rotated + ([path] if os.path.exists(path) else [])
+
+
 def read_log(path: str | os.PathLike[str]) -> LogRead:
     """All readable events of ``path`` and the lines that were skipped."""
     out = LogRead()

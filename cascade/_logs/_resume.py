@@ -7,7 +7,10 @@ ended there (a ``request`` event with outcome ``accepted`` or ``exhausted``, or 
 but ``cancelled``). Their results are rebuilt from the log with ``resumed=True``: outcome, rung, costs
 and attempts; ``output`` only if the log holds it (``log_content="full"``). Items that were in flight
 when the process died have no request event and are run again: at most ``concurrency`` of them.
-Point ``log=`` at the same file to keep one complete record across runs.
+Point ``log=`` at the same file to keep one complete record across runs. Files an external tool
+rotated the log into (``batch.jsonl.1``, ``batch.jsonl.2.gz``, ``batch.jsonl-20261201``) are read too.
+Every ``request`` event carries the fingerprint of the ladder and checks that decided it; answers decided
+by another ladder are refused unless ``resume_changed`` says what to do with them.
 """
 
 from __future__ import annotations
@@ -19,15 +22,16 @@ import uuid
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from .._errors import RequestError
+from .._errors import ConfigError, RequestError
 from .._events import ResumeEvent, resume_event
 from .._result import Attempt, CascadeResult
 from .._types import Verdict
-from ._read import LogRead, iter_lines
+from ._read import LogRead, iter_lines, log_files
 
 FINAL = frozenset({"accepted", "exhausted", "error"})
+ResumeChanged = Literal["refuse", "rerun", "reuse"]
 
 
 class LogWarning(RuntimeWarning):
@@ -53,26 +57,50 @@ class Resume:
     _seen: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Resume:
-        """Read ``path`` (a missing file is an empty log: a first run). Unreadable lines are skipped
-        and reported with a :class:`LogWarning`."""
+    def load(
+        cls, path: str | os.PathLike[str], fingerprint: str | None = None, changed: ResumeChanged = "refuse"
+    ) -> Resume:
+        """Read ``path`` and the files a rotation moved it to (a missing file is an empty log: a first
+        run). Unreadable lines are skipped and reported with a :class:`LogWarning`.
+
+        With ``fingerprint`` (the current ladder's, ``cascade._fingerprint``), requests that an earlier
+        run finished with another ladder or other checks (or with no fingerprint in the log) are not
+        silently reused: ``changed="refuse"`` raises a ConfigError, ``"rerun"`` runs them again,
+        ``"reuse"`` takes their answers anyway."""
+        if changed not in ("refuse", "rerun", "reuse"):
+            raise ConfigError(f"resume_changed: expected 'refuse', 'rerun' or 'reuse', got {changed!r}")
         out = cls(os.fspath(path))
-        if not os.path.exists(out.path):
-            return out
         attempts: dict[str, list[dict[str, Any]]] = {}
-        for _, event in iter_lines(out.path, out.log.bad_lines.append):
-            rid = event.get("request_id")
-            if not isinstance(rid, str):
-                continue
-            kind = event["event"]
-            if kind == "attempt":
-                attempts.setdefault(rid, []).append(event)
-            elif kind == "request" and _finished(event):
-                out.done[rid] = _rebuild(event, attempts.pop(rid, []))
-            elif kind == "request":
-                attempts.pop(rid, None)  # cancelled: run again; forget its attempts
+        stale: dict[str, str | None] = {}
+        for name in log_files(out.path):
+            for _, event in iter_lines(name, out.log.bad_lines.append):
+                rid = event.get("request_id")
+                if not isinstance(rid, str):
+                    continue
+                kind = event["event"]
+                if kind == "attempt":
+                    attempts.setdefault(rid, []).append(event)
+                elif kind == "request" and _finished(event):
+                    out.done[rid] = _rebuild(event, attempts.pop(rid, []))
+                    seen = event.get("fingerprint")
+                    if fingerprint is not None and seen != fingerprint:
+                        stale[rid] = seen if isinstance(seen, str) else None
+                    else:
+                        stale.pop(rid, None)
+                elif kind == "request":
+                    attempts.pop(rid, None)  # cancelled: run again; forget its attempts
         if out.log.bad_lines:
             warnings.warn(f"{out.path}: {out.log.summary()}", LogWarning, stacklevel=3)
+        if stale and changed == "refuse":
+            olds = sorted({f or "none (an older version's log)" for f in stale.values()})
+            raise ConfigError(
+                f"resume_from: {len(stale)} of {len(out.done)} finished requests in {out.path!r} were decided by "
+                f"another ladder or other checks (fingerprint {', '.join(olds[:3])}; now {fingerprint}). Pass "
+                "resume_changed='rerun' to run them again, or 'reuse' to keep their answers"
+            )
+        if changed == "rerun":
+            for rid in stale:
+                del out.done[rid]
         return out
 
     def prepare(self, item: Any) -> tuple[Any, CascadeResult | None]:

@@ -20,6 +20,8 @@ class Anthropic(HttpProvider):
     confidence checks on this provider report ``confidence_unavailable``."""
 
     name = "anthropic"
+    key_header = "x-api-key"
+    key_prefix = ""
 
     def __init__(
         self,
@@ -52,9 +54,6 @@ class Anthropic(HttpProvider):
             params.pop(unsupported, None)
         body.update(params)
         headers = {"anthropic-version": ANTHROPIC_VERSION, **self.headers}
-        key = self._secret()
-        if key is not None:
-            headers["x-api-key"] = key
         data = await self._post_json(self._url, body, headers)
         return parse_message(data)
 

@@ -42,11 +42,7 @@ class OpenAICompatible(HttpProvider):
     async def complete(self, request: CompletionRequest) -> Completion:
         body: dict[str, Any] = {"model": request.model, "messages": list(request.messages)}
         body.update(request.params)
-        headers = dict(self.headers)
-        key = self._secret()
-        if key is not None:
-            headers["Authorization"] = f"Bearer {key}"
-        data = await self._post_json(f"{self.base_url}/chat/completions", body, headers)
+        data = await self._post_json(f"{self.base_url}/chat/completions", body, self.headers)
         return parse_chat_completion(data, self.name)
 
     def _classify(self, status: int, raw: bytes, headers: httpx.Headers) -> ProviderError:

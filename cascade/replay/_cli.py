@@ -34,6 +34,10 @@ cascade = Cascade(Ladder(rungs))
 """
 
 
+EXIT_NOT_CERTIFIED = 1
+"""``cascade tune`` found no ladder whose risk bound meets the target: CI must not carry on as if it had."""
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", help="dataset name in the data folder (mmlu) or a .jsonl(.gz) file in format v1")
     p.add_argument("--ladder", required=True, help="models cheapest first, comma-separated, names as in the data")
@@ -81,7 +85,7 @@ def register(subparsers: Any) -> None:
     tu = subparsers.add_parser("tune", help="fit thresholds and rungs with a risk guarantee; write a policy")
     _common(tu)
     tu.add_argument("--split", default="train", choices=["train", "test", "all"])
-    tu.add_argument("--out", default="cascade-policy.json", help="where to write the fitted ladder (JSON)")
+    tu.add_argument("--out", default=None, help="write the fitted ladder (JSON) here; without it nothing is written")
     tu.set_defaults(func=_tune)
 
 
@@ -182,6 +186,12 @@ def _eval(args: argparse.Namespace) -> int:
             policy = _fit(args, ds, ladder, args.fit)
         else:
             thr = args.thresholds if args.thresholds is not None else 0.5
+            if args.thresholds is None:
+                print(
+                    "cascade eval: no --thresholds, --fit or --policy: accepting when the raw signal >= 0.5 "
+                    "(--thresholds 0.5); pass one to choose",
+                    file=sys.stderr,
+                )
             ks = _fixed_samples(ds, ladder, args.validator, args.samples)
             rungs = [
                 RungPolicy(m, k, [0.0, 1.0], ds.model(m).price_in, ds.model(m).price_out, identity=True)
@@ -219,7 +229,8 @@ def _tune(args: argparse.Namespace) -> int:
     try:
         ds, ladder = _load(args)
         policy = _fit(args, ds, ladder, args.split)
-        policy.save(args.out)
+        if args.out:
+            policy.save(args.out)
     except CascadeError as exc:
         print(f"cascade tune: {exc}", file=sys.stderr)
         return 2
@@ -231,6 +242,13 @@ def _tune(args: argparse.Namespace) -> int:
         f"(target <= {policy.epsilon}); {'certified' if f['certified_ok'] else 'NOT certified'}"
     )
     print(f"cost/query {f['cost_per_query']:.3g} vs top rung alone {f['top_cost_per_query']:.3g}")
+    certified = bool(f["certified_ok"])
+    if not certified:  # a policy without its guarantee is not something to paste into production
+        print(f"wrote {args.out} (not certified)" if args.out else "nothing written (not certified)")
+        return EXIT_NOT_CERTIFIED
+    if not args.out:
+        print("nothing written: pass --out FILE to save the policy (and see the code that loads it)")
+        return 0
     print(f"wrote {args.out}\n")
     extra = [r.model for r in policy.rungs[:-1] if len(r.w) > 2]
     if policy.validator != "confidence" or extra:

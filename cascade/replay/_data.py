@@ -138,16 +138,10 @@ def iter_records(path: str | os.PathLike[str]) -> Iterator[Record]:
 
 
 def default_data_dir() -> Path:
-    """``$CASCADE_DATA_DIR``, else the first ``shared/data`` found next to the checkout or above it."""
+    """``$CASCADE_DATA_DIR``, else ``../shared/data`` from the current folder (where the recorded data
+    sits beside a checkout). Never a path found from where the package is installed."""
     env = os.environ.get("CASCADE_DATA_DIR")
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve().parents[2]  # the repository root
-    for base in (here, *here.parents):
-        cand = base.parent / "shared" / "data"
-        if (cand / "catalog.json").exists():
-            return cand
-    return here.parent / "shared" / "data"
+    return Path(env) if env else Path.cwd().parent / "shared" / "data"
 
 
 def load_catalog(data_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:

@@ -12,6 +12,9 @@ from collections import Counter
 from typing import Any
 
 from ._histogram import LogHistogram
+from ._scores import ScoreHistogram
+from ._slices import By, VisitAgg, dim_value, scalar
+from ._slices import rows as slice_rows
 
 Event = dict[str, Any]
 
@@ -21,6 +24,10 @@ MAX_GROUPS = 100
 """Distinct values of a ``--by metadata.KEY`` group; the rest are folded into ``(other)``."""
 MAX_KEYS = 1_000
 """Distinct rungs, models or reasons kept; the rest are folded into ``(other)``."""
+MAX_SLICES = 1_000
+"""Distinct ``--by`` visit slices kept; the rest are folded into ``(other)`` under their rung."""
+MAX_VALIDATORS = 20
+"""Validators whose score distribution is kept per rung; scores of further ones are not summarised."""
 OTHER = "(other)"
 MISSING = "(missing)"
 
@@ -73,6 +80,7 @@ class AttemptAgg:
         "reasks",
         "reasons",
         "retries",
+        "scores",
         "skipped",
         "tokens_in",
         "tokens_out",
@@ -88,6 +96,7 @@ class AttemptAgg:
         self.reasons: Counter[str] = Counter()
         self.error_kinds: Counter[str] = Counter()
         self.latency = LogHistogram()
+        self.scores: dict[str, ScoreHistogram] = {}
 
     @property
     def reached(self) -> int:
@@ -133,6 +142,23 @@ class AttemptAgg:
         self.cost_sq += cost * cost
         if isinstance(e.get("latency_ms"), (int, float)):
             self.latency.add(_num(e, "latency_ms"))
+        self._add_scores(e.get("verdicts"))
+
+    def _add_scores(self, verdicts: Any) -> None:
+        if not isinstance(verdicts, list):
+            return
+        for v in verdicts:
+            if not isinstance(v, dict):
+                continue
+            score, name = v.get("score"), v.get("validator")
+            if not isinstance(score, (int, float)) or isinstance(score, bool) or not isinstance(name, str):
+                continue
+            hist = self.scores.get(name)
+            if hist is None:
+                if len(self.scores) >= MAX_VALIDATORS:
+                    continue
+                hist = self.scores[name] = ScoreHistogram()
+            hist.add(float(score))
 
     def as_dict(self, total_cost: float) -> dict[str, Any]:
         reached = self.reached
@@ -159,6 +185,7 @@ class AttemptAgg:
             "latency_ms": self.latency.summary(),
             "reasons": dict(self.reasons.most_common()),
             "error_kinds": dict(self.error_kinds.most_common()),
+            "scores": {name: h.summary() for name, h in sorted(self.scores.items())},
         }
 
 
@@ -250,9 +277,11 @@ class RequestAgg:
 class Stats:
     """Everything ``cascade stats`` reports, fed one event at a time with :meth:`add`."""
 
-    def __init__(self, *, group_by: str | None = None, by_model: bool = False) -> None:
-        self.group_by = group_by
-        self.by_model = by_model
+    def __init__(self, by: By | None = None) -> None:
+        self.by = by or By()
+        self.by_model = "model" in self.by.dims
+        self.slices: dict[tuple[str, ...], VisitAgg] = {}
+        self.group_values: dict[str, dict[str, str]] = {}
         self.total = RequestAgg()
         self.rungs: dict[str, AttemptAgg] = {}
         self.models: dict[str, AttemptAgg] = {}
@@ -284,6 +313,8 @@ class Stats:
         if not reasons and e["outcome"] in ("error", "skipped", "escalated"):
             reasons = [str(err.get("reason") or "unknown") if isinstance(err, dict) else "unknown"]
         _slot(self.rungs, e["rung"]).add(e, reasons)
+        if self.by.dims:
+            self._add_slice(e, reasons)
         if self.by_model:
             model = e.get("model")
             _slot(self.models, model if isinstance(model, str) else MISSING).add(e, reasons)
@@ -298,6 +329,16 @@ class Stats:
             kind = err.get("kind") if isinstance(err, dict) else None
             self.error_kinds[_key(self.error_kinds, str(kind or "unknown"))] += 1
         self._remember_tokens(e)
+
+    def _add_slice(self, e: Event, reasons: list[str]) -> None:
+        rung = e["rung"] if e["rung"] in self.rungs else OTHER
+        key = (rung, *(dim_value(e, d) for d in self.by.inner))
+        agg = self.slices.get(key)
+        if agg is None:
+            if len(self.slices) >= MAX_SLICES:
+                key = (rung, *(OTHER for _ in self.by.inner))
+            agg = self.slices.setdefault(key, VisitAgg())
+        agg.add(e["outcome"], _num(e, "cost_usd"), reasons)
 
     def _remember_tokens(self, e: Event) -> None:
         """Keep, per unfinished request, one call's prompt tokens (first attempt) and output tokens (last
@@ -328,15 +369,17 @@ class Stats:
         rungs = e.get("rungs")
         if isinstance(rungs, list) and len(rungs) > len(self.ladder) and len(rungs) <= MAX_KEYS:
             self.ladder = [str(r) for r in rungs]
-        if self.group_by is not None:
+        keys = self.by.meta_keys
+        if keys:
             meta = e.get("metadata")
-            value = meta.get(self.group_by, MISSING) if isinstance(meta, dict) else MISSING
-            key = value if isinstance(value, str) else MISSING if value is MISSING else _json_scalar(value)
+            values = [scalar(meta[k]) if isinstance(meta, dict) and k in meta else MISSING for k in keys]
+            key = " / ".join(values)
             if key not in self.groups and len(self.groups) >= MAX_GROUPS:
-                key = OTHER
+                key, values = OTHER, [OTHER] * len(keys)
             group = self.groups.get(key)
             if group is None:
                 group = self.groups[key] = RequestAgg()
+                self.group_values[key] = dict(zip(keys, values, strict=True))
             group.add(e, baseline)
 
     def rung_order(self) -> list[str]:
@@ -381,9 +424,17 @@ class Stats:
                 "by_model": {m: a.as_dict(total_attempt_cost) for m, a in sorted(self.models.items())}
                 if self.by_model
                 else None,
+                "by": list(self.by.dims),
                 "by_metadata": None
-                if self.group_by is None
-                else {"key": self.group_by, "groups": {k: g.as_dict() for k, g in self.groups.items()}},
+                if not self.by.meta_keys
+                else {
+                    "key": ",".join(self.by.meta_keys),
+                    "keys": list(self.by.meta_keys),
+                    "groups": {k: {"values": self.group_values[k], **g.as_dict()} for k, g in self.groups.items()},
+                },
+                "slices": None
+                if not self.by.visit_level
+                else {"by": list(self.by.dims), "unit": "visit", "rows": slice_rows(self.slices, self.by)},
                 "incomplete_requests": len(self._in_flight) + self.dropped_in_flight,
             }
         )
@@ -396,9 +447,3 @@ class Stats:
                     "reasks": n,
                 }
         return out
-
-
-def _json_scalar(value: Any) -> str:
-    import json
-
-    return json.dumps(value, sort_keys=True, default=str)[:200]

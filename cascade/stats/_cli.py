@@ -11,6 +11,7 @@ from typing import Any
 from ._drift import Thresholds, parse_window
 from ._reader import LogFileError
 from ._report import build_report, parse_time
+from ._slices import parse_by
 
 EXIT_OK, EXIT_USAGE, EXIT_DRIFT = 0, 2, 3
 
@@ -31,8 +32,10 @@ def register(subparsers: Any) -> None:
         "--by",
         action="append",
         default=[],
-        metavar="rung|reason|model|metadata.KEY",
-        help="extra grouping (repeatable); metadata.KEY groups request figures by a metadata value",
+        metavar="DIM[,DIM...]",
+        help="slice along rung, reason, model, metadata.KEY (comma-separated or repeated, e.g. "
+        "--by metadata.task,rung); metadata keys alone slice requests, with rung/model/reason rung visits; "
+        "--compare ranks these slices by their share of a drift",
     )
     p.add_argument(
         "--compare",
@@ -46,7 +49,13 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--drift-tvd", type=float, default=d.tvd, help=f"reason-mix distance to flag (default {d.tvd})")
     p.add_argument("--drift-cost", type=float, default=d.cost, help=f"relative cost change to flag (default {d.cost})")
-    p.add_argument("--alpha", type=float, default=d.alpha, help=f"significance level (default {d.alpha})")
+    p.add_argument(
+        "--drift-score",
+        type=float,
+        default=d.score,
+        help=f"validator-score distribution distance (Kolmogorov-Smirnov) to flag (default {d.score})",
+    )
+    p.add_argument("--alpha", type=float, default=d.alpha, help=f"significance level in (0, 1) (default {d.alpha})")
     p.add_argument(
         "--min-count",
         type=int,
@@ -54,25 +63,31 @@ def register(subparsers: Any) -> None:
         help=f"min observations per window (default {d.min_count})",
     )
     p.add_argument("--plot", metavar="PNG", help="write escalation rate over time and cost breakdown (needs [plot])")
+    p.add_argument(
+        "--html",
+        metavar="FILE",
+        help="write a self-contained HTML report (no scripts, nothing fetched when viewed)",
+    )
+    p.add_argument(
+        "--export",
+        nargs=2,
+        metavar=("FORMAT", "FILE"),
+        help="write one row per attempt and per request: FORMAT csv, or parquet (needs [export])",
+    )
     p.add_argument("--plain", action="store_true", help="plain-text tables even when rich is installed")
     p.set_defaults(func=run)
 
 
 def _fail(message: str) -> int:
-    print(f"cascade stats: error: {message}", file=sys.stderr)
+    from ._render import clean  # a file name or a line from the log may carry terminal escapes
+
+    print(f"cascade stats: error: {clean(message)}", file=sys.stderr)
     return EXIT_USAGE
 
 
 def run(args: argparse.Namespace) -> int:
-    group_by = None
-    for b in args.by:
-        if b.startswith("metadata.") and len(b) > len("metadata."):
-            if group_by is not None and group_by != b[len("metadata.") :]:
-                return _fail(f"--by: only one metadata key at a time, got metadata.{group_by} and {b}")
-            group_by = b[len("metadata.") :]
-        elif b not in ("rung", "reason", "model"):
-            return _fail(f"--by: expected rung, reason, model or metadata.KEY, got {b!r}")
     try:
+        by = parse_by(args.by)
         since = parse_time(args.since, "--since") if args.since else None
         until = parse_time(args.until, "--until") if args.until else None
         window = parse_window(args.compare) if args.compare else None
@@ -80,34 +95,64 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if args.fail_on_drift and window is None:
         return _fail("--fail-on-drift needs --compare WINDOW")
-    for name in ("drift_rate", "drift_tvd", "drift_cost", "alpha"):
+    for name in ("drift_rate", "drift_tvd", "drift_cost", "drift_score", "alpha"):
         v = getattr(args, name)
         if not v > 0:
             return _fail(f"--{name.replace('_', '-')}: expected a positive number, got {v!r}")
-    thresholds = Thresholds(args.drift_rate, args.drift_tvd, args.drift_cost, args.alpha, max(0, args.min_count))
+    for name in ("drift_tvd", "drift_score", "alpha"):
+        v = getattr(args, name)
+        if not v < 1:
+            return _fail(f"--{name.replace('_', '-')}: expected a number between 0 and 1, got {v!r}")
+    if args.export and args.export[0] not in ("csv", "parquet"):
+        return _fail(f"--export: expected the format csv or parquet, got {args.export[0]!r}")
+    thresholds = Thresholds(
+        args.drift_rate, args.drift_tvd, args.drift_cost, args.alpha, args.drift_score, max(0, args.min_count)
+    )
     try:
         report = build_report(
             args.logs,
-            by_model="model" in args.by,
+            by=by,
             since=since,
             until=until,
-            group_by=group_by,
             window=window,
             thresholds=thresholds,
-            series=bool(args.plot),
+            series=bool(args.plot or args.html),
         )
     except LogFileError as exc:
         return _fail(str(exc))
     data = report.data
-    if args.plot:
-        from ._plot import PlotUnavailable, plot
+    bad = data["bad_lines"]
+    if data["empty"] and bad["count"] and not data["other_events"]:
+        first = bad["samples"][0]
+        return _fail(
+            f"no line of {', '.join(data['files'])} is a cascade event ({bad['count']:,} unreadable line(s); "
+            f"first, {first['file']}:{first['line']}: {first['error']}): is it an escalation log?"
+        )
+    written = []
+    try:
+        if args.plot:
+            from ._plot import PlotUnavailable, plot
 
-        try:
-            plot(data, report.series, args.plot)
-        except PlotUnavailable as exc:
-            return _fail(str(exc))
-        except OSError as exc:
-            return _fail(f"--plot: cannot write {args.plot}: {exc}")
+            try:
+                plot(data, args.plot)
+            except PlotUnavailable as exc:
+                return _fail(str(exc))
+            written.append(f"plot written to {args.plot}")
+        if args.html:
+            from ._html import write_html
+
+            write_html(data, args.html)
+            written.append(f"HTML report written to {args.html}")
+        if args.export:
+            from ._export import ExportUnavailable, export
+
+            try:
+                rows = export(data["files"], args.export[0], args.export[1], since=since, until=until)
+            except ExportUnavailable as exc:
+                return _fail(str(exc))
+            written.append(f"{rows:,} rows exported to {args.export[1]}")
+    except OSError as exc:
+        return _fail(f"cannot write {exc.filename or 'the output'}: {exc.strerror or exc}")
     try:
         if args.json:
             json.dump(data, sys.stdout, indent=2, allow_nan=False)
@@ -116,8 +161,8 @@ def run(args: argparse.Namespace) -> int:
             from ._render import render
 
             render(data, args.by, use_rich=not args.plain)
-            if args.plot:
-                print(f"plot written to {args.plot}")
+            for line in written:
+                print(line)
         sys.stdout.flush()
     except BrokenPipeError:  # `cascade stats ... | head`: the reader left, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -6,7 +6,10 @@ noise (p-value below ``alpha``), so that small windows do not raise false alarms
 * escalation rate: two-proportion z-test (pooled);
 * reason mix: total variation distance between the windows' reason shares, with a chi-square test of
   homogeneity (Wilson-Hilferty approximation of the chi-square tail for 3+ degrees of freedom);
-* cost: mean cost per attempt (per request for the ``(all)`` row), Welch z-test on the means.
+* cost: mean cost per attempt (per request for the ``(all)`` row), Welch z-test on the means;
+* validator scores (per rung and validator): the Kolmogorov-Smirnov distance between the windows' score
+  distributions, with its two-sample test: scores sliding down before the escalation rate moves is the
+  silent-degradation signal.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ._aggregate import AttemptAgg, RequestAgg, Stats
+from ._scores import ScoreHistogram, ks_test
 
 ALL = "(all)"
 
@@ -61,6 +65,8 @@ class Thresholds:
     """Relative change of mean cost (0.25 = 25%)."""
     alpha: float = 0.01
     """A move is significant when its p-value is below this."""
+    score: float = 0.1
+    """Kolmogorov-Smirnov distance between score distributions (0 = same, 1 = disjoint)."""
     min_count: int = 20
     """Fewer observations than this in either window: reported, never flagged."""
 
@@ -196,7 +202,22 @@ def compare(previous: Stats, current: Stats, th: Thresholds) -> list[dict[str, A
         out.append(_rate_finding(name, a.left, a.reached, b.left, b.reached, th))
         out.append(_mix_finding(name, a.reasons, b.reasons, th))
         out.append(_cost_finding(name, "cost_per_attempt", _att_cost(a), _att_cost(b), th))
+        for validator in sorted(set(a.scores) | set(b.scores)):
+            out.append(_score_finding(name, validator, a.scores.get(validator), b.scores.get(validator), th))
     return out
+
+
+def _score_finding(
+    rung: str, validator: str, a: ScoreHistogram | None, b: ScoreHistogram | None, th: Thresholds
+) -> dict[str, Any]:
+    """The median score before and after, and the KS distance of the whole distributions as the change."""
+    a, b = a or ScoreHistogram(), b or ScoreHistogram()
+    d, p = ks_test(a, b)
+    both = a.count > 0 and b.count > 0
+    f = _finding(rung, "score", a.quantile(0.5), b.quantile(0.5), d if both else None, p, th.score,
+                 a.count, b.count, th, both and d >= th.score)  # fmt: skip
+    f["validator"] = validator
+    return f
 
 
 def _mix_finding(rung: str, a: Counter[str], b: Counter[str], th: Thresholds) -> dict[str, Any]:

@@ -6,17 +6,19 @@ import heapq
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from ._aggregate import Stats
+from ._attribution import explain
 from ._drift import Thresholds, Window, compare
 from ._reader import BadLine, Event, check_files, read_events
+from ._slices import By
+from ._timeline import Timeline
 
 SCHEMA = "cascade.stats/1"
 MAX_BAD_SAMPLES = 100
-PLOT_BUCKETS = 48
 
 
 def parse_time(text: str, flag: str) -> float:
@@ -39,37 +41,8 @@ def parse_time(text: str, flag: str) -> float:
 
 
 @dataclass
-class Series:
-    """Escalation counts per rung in equal time buckets, for the plot."""
-
-    start: float
-    end: float
-    buckets: int = PLOT_BUCKETS
-    reached: dict[str, list[int]] = field(default_factory=dict)
-    left: dict[str, list[int]] = field(default_factory=dict)
-
-    def add(self, e: Event) -> None:
-        if e["event"] != "attempt" or e["outcome"] == "reask":
-            return
-        rung = e["rung"]
-        if rung not in self.reached and len(self.reached) >= 50:
-            return
-        span = max(self.end - self.start, 1e-9)
-        i = min(self.buckets - 1, max(0, int((float(e["ts"]) - self.start) / span * self.buckets)))
-        self.reached.setdefault(rung, [0] * self.buckets)[i] += 1
-        left = self.left.setdefault(rung, [0] * self.buckets)
-        if e["outcome"] in ("escalated", "error"):
-            left[i] += 1
-
-    def times(self) -> list[float]:
-        width = (self.end - self.start) / self.buckets
-        return [self.start + (i + 0.5) * width for i in range(self.buckets)]
-
-
-@dataclass
 class Report:
     data: dict[str, Any]
-    series: Series | None = None
 
 
 class _Bad:
@@ -92,13 +65,19 @@ def build_report(
     *,
     since: float | None = None,
     until: float | None = None,
+    by: By | None = None,
     group_by: str | None = None,
     by_model: bool = False,
     window: Window | None = None,
     thresholds: Thresholds | None = None,
     series: bool = False,
 ) -> Report:
-    """The full report; raises ``LogFileError`` for a file that cannot be opened."""
+    """The full report; raises ``LogFileError`` for a file that cannot be opened. ``series`` adds the
+    ``timeline`` (escalation rate over time per rung, for the plot and the HTML report) and, with ``by``,
+    ``timeline_by`` (the same per ``by`` slice). ``group_by`` (a metadata
+    key) and ``by_model`` are the older spelling of ``by``."""
+    if by is None:
+        by = By(tuple(([f"metadata.{group_by}"] if group_by else []) + (["model"] if by_model else [])))
     files = check_files(paths)
     bounds: tuple[float, float] | None = None
     cut: tuple[float, float, float] | None = None  # (previous start, current start, end)
@@ -107,10 +86,11 @@ def build_report(
     elif window is not None or series:
         bounds, cut = _scan(files, since, until, window)
 
-    stats = Stats(group_by=group_by, by_model=by_model)
-    prev = Stats() if cut else None
-    cur = Stats() if cut else None
-    plot = Series(bounds[0], bounds[1]) if series and bounds else None
+    stats = Stats(by)
+    prev = Stats(by) if cut else None
+    cur = Stats(by) if cut else None
+    plot = Timeline(bounds[0], bounds[1]) if series and bounds else None
+    plot_by = Timeline(bounds[0], bounds[1], by) if series and bounds and by.dims and by.dims != ("rung",) else None
     bad = _Bad()
     other = 0
 
@@ -125,6 +105,8 @@ def build_report(
         stats.add(e)
         if plot is not None:
             plot.add(e)
+        if plot_by is not None:
+            plot_by.add(e)
         if cut is not None and prev is not None and cur is not None:
             if cut[1] < ts <= cut[2]:
                 cur.add(e)
@@ -142,6 +124,9 @@ def build_report(
     data["other_events"] = other
     data["bad_lines"] = {"count": bad.count, "samples": bad.samples}
     data["compare"] = None
+    if series:
+        data["timeline"] = plot.build() if plot is not None else None
+        data["timeline_by"] = plot_by.build() if plot_by is not None else None
     if window is not None:
         th = thresholds or Thresholds()
         findings = compare(prev, cur, th) if prev is not None and cur is not None else []
@@ -152,9 +137,10 @@ def build_report(
             "current": _window_info(cur, cut[1], cut[2]) if cur is not None and cut else None,
             "thresholds": th.__dict__.copy(),
             "findings": findings,
+            "explanations": explain(prev, cur, th) if prev is not None and cur is not None else [],
             "drifted": any(f["flagged"] for f in findings),
         }
-    return Report(data, plot)
+    return Report(data)
 
 
 def _window_info(s: Stats, start: float, end: float) -> dict[str, Any]:

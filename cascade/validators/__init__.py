@@ -6,9 +6,9 @@ from ._base import (
     BaseValidator,
     Candidate,
     Check,
+    CheckFn,
     Validator,
     Verdict,
-    as_validator,
     check,
     run_validator,
 )
@@ -19,6 +19,7 @@ from ._feedback import feedback_message, reask_messages
 from ._jsontext import find_json
 from ._regex import Regex
 from ._schema import AnswerInvalid, JsonSchema, schema_of
+from ._spec import CheckSpec, as_validator
 
 __all__ = [
     "AllOf",
@@ -27,6 +28,8 @@ __all__ = [
     "BaseValidator",
     "Candidate",
     "Check",
+    "CheckFn",
+    "CheckSpec",
     "Choice",
     "Confidence",
     "JsonSchema",

@@ -8,11 +8,14 @@ A validator looks at one candidate answer and returns a :class:`~cascade.Verdict
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import overload
 
 from .._errors import CascadeError
 from .._types import Candidate, Validator, Verdict
+
+CheckFn = Callable[[Candidate], bool | Verdict | Awaitable[bool | Verdict]]
+"""A function of the candidate that :func:`check` turns into a validator."""
 
 __all__ = [
     "AllOf",
@@ -20,10 +23,11 @@ __all__ = [
     "BaseValidator",
     "Candidate",
     "Check",
+    "CheckFn",
     "Validator",
     "Verdict",
-    "as_validator",
     "check",
+    "hard_checks",
     "run_validator",
     "validator_cost",
     "validator_name",
@@ -80,16 +84,25 @@ async def run_validator(v: Validator, candidate: Candidate) -> Verdict:
 
 
 class BaseValidator:
-    """Mixin giving validators ``&`` and ``|``; subclasses set ``name`` and ``cost``."""
+    """Mixin giving validators ``&`` and ``|``; subclasses set ``name``, ``cost`` and ``soft``.
+
+    A *soft* check (confidence, agreement) fails when a stronger model may do better; a hard one
+    (schema, label set) when the answer is unusable. Soft checks given on the ``Cascade`` do not judge
+    the top rung, where nothing is left to escalate to (see :func:`hard_checks`)."""
 
     name: str = ""
     cost: int = 0
+    soft: bool = False
+
+    def validate(self, candidate: Candidate) -> Verdict | Awaitable[Verdict]:
+        """Judge one answer (subclasses implement it, usually as ``async def``)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement validate(candidate)")
 
     def __and__(self, other: Validator) -> AllOf:
-        return AllOf(self, other)  # type: ignore[arg-type]
+        return AllOf(self, other)
 
     def __or__(self, other: Validator) -> AnyOf:
-        return AnyOf(self, other)  # type: ignore[arg-type]
+        return AnyOf(self, other)
 
 
 class AllOf(BaseValidator):
@@ -164,27 +177,34 @@ class Check(BaseValidator):
         return Verdict(bool(res), "ok" if res else f"custom:{self.name}", validator=self.name)
 
 
-def check(
-    fn: Callable[[Candidate], bool | Verdict | Awaitable[bool | Verdict]] | None = None, *, name: str | None = None
-) -> Any:
+@overload
+def check(fn: CheckFn, *, name: str | None = None) -> Check: ...
+
+
+@overload
+def check(fn: None = None, *, name: str | None = None) -> Callable[[CheckFn], Check]: ...
+
+
+def check(fn: CheckFn | None = None, *, name: str | None = None) -> Check | Callable[[CheckFn], Check]:
     """Wrap a function of the candidate into a validator; usable as ``check(fn)`` or ``@check(name=...)``.
 
     A failing check reports reason ``custom:<name>``.
     """
 
-    def wrap(f: Callable[[Candidate], bool | Verdict | Awaitable[bool | Verdict]]) -> Check:
+    def wrap(f: CheckFn) -> Check:
         return Check(f, name or str(getattr(f, "__name__", "check")))
 
     return wrap(fn) if fn is not None else wrap
 
 
-def as_validator(validators: Validator | Sequence[Validator] | None) -> Validator | None:
-    """Normalise a rung's ``validators=`` (one, a list meaning all-of, or None)."""
-    if validators is None:
-        return None
-    if isinstance(validators, Sequence):
-        items = list(validators)
-        if not items:
-            return AllOf()
-        return items[0] if len(items) == 1 else AllOf(*items)
-    return validators
+def hard_checks(check: Validator | None) -> Validator | None:
+    """``check`` without its soft parts (``soft = True``: confidence, agreement) at the top level of an
+    all-of: what a cascade-wide check asks of the top rung, where a soft failure has nowhere to go."""
+    if check is None or getattr(check, "soft", False):
+        return None if check is None else AllOf()
+    if isinstance(check, AllOf):
+        hard = [v for v in check.validators if not getattr(v, "soft", False)]
+        if len(hard) == len(check.validators):
+            return check
+        return hard[0] if len(hard) == 1 else AllOf(*hard)
+    return check

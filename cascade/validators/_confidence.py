@@ -156,6 +156,7 @@ class Confidence(BaseValidator):
     """
 
     cost = 1
+    soft = True  # a low confidence means a stronger model may do better
 
     request_params: ClassVar[dict[str, Any]] = {"logprobs": True, "top_logprobs": 10}
     """What the rung must send for this check to have something to measure (the engine adds it)."""

@@ -92,6 +92,7 @@ class SelfConsistency(BaseValidator):
     """
 
     cost = 10
+    soft = True  # disagreement means a stronger model may do better
 
     def __init__(
         self,

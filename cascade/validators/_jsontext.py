@@ -9,6 +9,11 @@ a bounded, documented way and never evaluates anything:
    :data:`MAX_STARTS` such positions, ``json.JSONDecoder.raw_decode`` tries to read one complete value
    there; the first that succeeds wins (so the first balanced top-level object or array).
 
+The work is linear in the answer's length: the scan stops once its tries have read
+:data:`MAX_WORK_FACTOR` times the answer's length in total (a bracket-heavy answer of megabytes would
+otherwise be re-read from each start), and nesting past the parser's recursion limit is "not found",
+never an exception.
+
 :func:`value_spans` then finds, in valid JSON text, the character spans of the *values* (string
 contents without quotes, numbers, ``true``/``false``/``null``), leaving out keys and punctuation;
 the confidence check keeps only the tokens that overlap them.
@@ -25,6 +30,9 @@ MAX_SCAN = 20_000
 """Characters of a reply scanned for the start of a JSON object or array."""
 MAX_STARTS = 50
 """``{``/``[`` positions tried before giving up (bounds the work on bracket-heavy prose)."""
+MAX_WORK_FACTOR = 2
+"""No try starts once the scan's tries have read this many times the answer's length (plus MAX_SCAN);
+the last try reads at most the answer once more."""
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\r?\n?(.*?)```", re.DOTALL)
 _DECODER = json.JSONDecoder()
@@ -57,7 +65,7 @@ def find_json(text: str, *, max_scan: int = MAX_SCAN, max_starts: int = MAX_STAR
     lead = len(text) - len(text.lstrip())
     try:
         return Found(json.loads(stripped), lead, lead + len(stripped))
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     fence = _FENCE.search(text[:max_scan])
     if fence is not None:
@@ -66,24 +74,33 @@ def find_json(text: str, *, max_scan: int = MAX_SCAN, max_starts: int = MAX_STAR
         start = fence.start(2) + (len(body) - len(body.lstrip()))
         try:
             return Found(json.loads(inner), start, start + len(inner))
-        except ValueError:
+        except (ValueError, RecursionError):
             pass  # a fence holding broken JSON: fall through to the scan (it may find a valid part)
     window = text[:max_scan]
     tried = 0
     pos = 0
-    while tried < max_starts:
+    work = MAX_WORK_FACTOR * len(text) + max_scan
+    while tried < max_starts and work > 0:
         m = _OPEN.search(window, pos)
         if m is None:
             break
         tried += 1
         try:
             value, end = _DECODER.raw_decode(text, m.start())
-        except ValueError:
+        except json.JSONDecodeError as exc:
+            work -= exc.pos - m.start() + 1  # the decoder read this far before it failed
+            pos = m.start() + 1
+            continue
+        except (ValueError, RecursionError):
+            work -= 1
             pos = m.start() + 1
             continue
         return Found(value, m.start(), end)
     where = f"the first {max_scan} characters" if len(text) > max_scan else "the answer"
-    raise JsonNotFound(f"no JSON object or array found in {where} ({tried} start position(s) tried): {_snippet(text)}")
+    gave_up = f"; gave up after reading {MAX_WORK_FACTOR}x the answer's length" if work <= 0 else ""
+    raise JsonNotFound(
+        f"no JSON object or array found in {where} ({tried} start position(s) tried{gave_up}): {_snippet(text)}"
+    )
 
 
 def canonical(value: Any) -> str:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from .._errors import ConfigError
 from ._base import BaseValidator, Candidate, Verdict
+from ._patterns import check_pattern, compile_bounded
 
 Mode = Literal["search", "fullmatch"]
 
 
 class Regex(BaseValidator):
     """The answer (stripped) must match ``pattern``: anywhere (``mode="search"``) or as a whole
-    (``mode="fullmatch"``). Reason ``regex_mismatch``. Local and free (cost 0)."""
+    (``mode="fullmatch"``). Reason ``regex_mismatch``. Local and free (cost 0). A pattern given as a
+    string without flags runs on RE2 when the ``re2`` extra is installed (linear time); one that can
+    backtrack exponentially on ``re`` is refused (see ``cascade.validators._patterns``)."""
 
     cost = 0
 
@@ -23,9 +26,15 @@ class Regex(BaseValidator):
         if mode not in ("search", "fullmatch"):
             raise ConfigError(f"Regex: mode must be 'search' or 'fullmatch', got {mode!r}")
         try:
-            self.pattern = pattern if isinstance(pattern, re.Pattern) else re.compile(pattern, flags)
+            compiled = pattern if isinstance(pattern, re.Pattern) else re.compile(pattern, flags)
         except (re.error, TypeError) as exc:
             raise ConfigError(f"Regex: pattern {pattern!r} does not compile: {exc}") from None
+        self.pattern: Any = compiled
+        if isinstance(pattern, str) and not flags:
+            check_pattern(pattern, "Regex")
+            self.pattern = compile_bounded(pattern)
+        elif isinstance(pattern, str):  # flags: Python's re runs it, so it must not backtrack exponentially
+            check_pattern(pattern, "Regex", on_re=True)
         self.mode: Mode = mode
         self.name = name
 

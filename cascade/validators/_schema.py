@@ -12,6 +12,7 @@ from pydantic import ValidationError as PydanticValidationError
 from .._errors import ConfigError
 from ._base import AllOf, BaseValidator, Candidate, Verdict
 from ._jsontext import MAX_SCAN, JsonNotFound, find_json
+from ._patterns import bounded_validator, check_patterns
 
 if TYPE_CHECKING:  # jsonschema is imported when a JsonSchema is made, not with cascade (import time)
     from jsonschema.exceptions import ValidationError as SchemaValidationError
@@ -89,8 +90,9 @@ class JsonSchema(BaseValidator):
                 f"JsonSchema: schema is not a valid Draft 2020-12 schema: {exc.message} "
                 f"(at {json_path(exc.path)} of the schema)"
             ) from None
+        check_patterns(schema_dict, "JsonSchema")
         self.schema = schema_dict
-        self._validator = Draft202012Validator(schema_dict)
+        self._validator = bounded_validator(Draft202012Validator)(schema_dict)
 
     def parse(self, text: str) -> Any:
         """The validated value of ``text`` (a model instance for a pydantic model); raise AnswerInvalid.

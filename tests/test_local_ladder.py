@@ -573,7 +573,7 @@ def test_real_server_serves_concurrent_requests_and_reports_context_overflow() -
 def test_real_ladder_names_a_killed_server() -> None:
     with LocalLadder() as local:
         os.kill(local["medium"].pid, signal.SIGKILL)
-        _wait_dead([local["medium"].pid])
+        assert _wait_dead([local["medium"].pid], timeout=120) == []  # a server paging its model in dies late
         with pytest.raises(LocalServerError) as info:
             local.assert_alive()
     msg = str(info.value)
@@ -613,8 +613,9 @@ def test_real_ladder_async_context_manager() -> None:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_real_ladder_stops_on_sigterm_and_ctrl_c(sig: signal.Signals, tmp_path: Path) -> None:
     script = textwrap.dedent("""
-        import time
+        import signal, time
         from cascade.local import LocalLadder
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started from a background job
         with LocalLadder() as local:
             print(" ".join(str(r.pid) for r in local.rungs), flush=True)
             time.sleep(120)

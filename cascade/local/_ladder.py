@@ -19,6 +19,7 @@ import contextlib
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -219,6 +220,8 @@ class LocalLadder:
 
     # -- errors -----------------------------------------------------------------------------------
     def _error(self, spec: ModelSpec, proc: ManagedProcess, what: str, detail: str = "") -> LocalServerError:
+        with contextlib.suppress(subprocess.TimeoutExpired):  # a dying server's threads take a moment to exit
+            proc.popen.wait(timeout=1.0)
         status = describe_exit(proc.popen.poll())
         return LocalServerError(
             f"rung {spec.name!r} ({spec.description}): its llama.cpp {self.server} server {what} "
@@ -291,7 +294,6 @@ class LocalLadder:
                 if proc.alive() and time.monotonic() < deadline:
                     time.sleep(0.1)
                     continue
-                time.sleep(0.2)  # let a crashing server finish exiting, so its status is known
                 raise self._error(spec, proc, failed, f": {e}") from None
             if r.status_code == 503 and time.monotonic() < deadline:  # still loading the model
                 time.sleep(0.2)

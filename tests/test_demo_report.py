@@ -12,7 +12,16 @@ from typing import Any
 import pytest
 
 from cascade import Ladder, OpenAICompatible, Rung
-from cascade.demo._report import DeadRung, full_report, goal_line, refuse_dead_rungs, repriced, without_idle
+from cascade.demo._report import (
+    DeadRung,
+    column_width,
+    full_report,
+    goal_line,
+    refuse_dead_rungs,
+    repriced,
+    task_report,
+    without_idle,
+)
 from cascade.demo._run import TaskRun, Tuning, params_for, run_task, validators_for
 from cascade.demo._tasks import TICKET_TASK, load_items
 from cascade.testing import Reply, TestServer
@@ -157,3 +166,25 @@ def test_repricing_at_the_rungs_own_prices_gives_the_measured_cost(server: TestS
     report = full_report([(cascade, alone)], {}, None, vendor_prices=doubled, vendor_source="doubled")
     share = round(100 * cascade.cost_usd / alone.cost_usd)
     assert f"at doubled prices instead: the cascade costs {share}% of the top rung alone" in report
+
+
+def test_every_column_header_stands_apart_from_its_neighbour(server: TestServer) -> None:
+    """A long label ("without small+medium") was glued to the header before it in 18-character columns."""
+    cascade, alone = _runs(server)
+    header = next(line for line in task_report(cascade, alone) if "cascade" in line and "alone" in line)
+    assert re.search(r"cascade\s{2,}without small\s{2,}large alone$", header), header
+    labels = ["cascade", "without small+medium+another", "x" * 30]
+    assert all(len(c) + 2 <= column_width(labels) for c in labels) and column_width(["a"]) == 18
+
+
+def test_items_nobody_accepted_say_whose_answer_was_used(server: TestServer) -> None:
+    server.default(Reply(content='{"label": "bil', finish_reason="length", tokens_in=100))  # cut off
+    server.responder("large", lambda body: Reply(status=401))  # the top rung refuses: no answer of its own
+
+    async def go() -> TaskRun:
+        return await run_task(TICKET_TASK, ITEMS[:2], _ladder(server, ("medium", "large")), mode="cascade")
+
+    run = asyncio.run(go())
+    lines = "\n".join(task_report(run, None))
+    assert "2 item(s) not accepted by any rung: the best-effort answer of medium was used for 2" in lines
+    assert "the top rung's answer was used" not in lines

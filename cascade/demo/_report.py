@@ -108,9 +108,8 @@ def task_report(cascade: TaskRun, baseline: TaskRun | None) -> list[str]:
     n = len(cascade.outcomes)
     lines = [f"== {cascade.task}: {n} items, ladder {' -> '.join(r.name for r in cascade.rungs)}"]
     lines += rung_table(cascade)
-    unanswered = sum(not o.result.accepted for o in cascade.outcomes)
-    if unanswered:
-        lines.append(f"  {unanswered} item(s) not accepted by any rung: the top rung's answer was used")
+    if unaccepted := unaccepted_line(cascade):
+        lines.append(unaccepted)
     idle_rows = idle_rungs(cascade)
     idle = [row["rung"] for row in idle_rows]
     top = cascade.rungs[-1].name
@@ -128,17 +127,42 @@ def task_report(cascade: TaskRun, baseline: TaskRun | None) -> list[str]:
             f"  note: rung {', '.join(idle)} accepted nothing here: its calls are pure cost. The middle column"
             " is the same answers without it (cost exact; time, one request at a time: measured minus its latency)"
         )
-    lines.append(f"  {'':16}" + "".join(f"{c:>18}" for c in cols))
-    lines.append(f"  {'accuracy':16}" + "".join(f"{_pct(r, n) if r is not None else '-':>18}" for r in right))
-    lines.append(f"  {'notional cost':16}" + "".join(f"{_usd(c) if c is not None else '-':>18}" for c in costs))
+    w = column_width(cols)
+    lines.append(f"  {'':16}" + "".join(f"{c:>{w}}" for c in cols))
+    lines.append(f"  {'accuracy':16}" + "".join(f"{_pct(r, n) if r is not None else '-':>{w}}" for r in right))
+    lines.append(f"  {'notional cost':16}" + "".join(f"{_usd(c) if c is not None else '-':>{w}}" for c in costs))
     if b and b.cost_usd:
         shares = [cascade.cost_usd, cost_wo] if idle else [cascade.cost_usd]
-        lines.append(f"  {'vs ' + top + ' alone':16}" + "".join(f"{100 * c / b.cost_usd:>17.0f}%" for c in shares))
-    lines.append(f"  {'wall time':16}" + "".join(f"{w:>17.1f}s" if w is not None else f"{'-':>18}" for w in walls))
+        lines.append(f"  {'vs ' + top + ' alone':16}" + "".join(f"{100 * c / b.cost_usd:>{w - 1}.0f}%" for c in shares))
+    lines.append(
+        f"  {'wall time':16}" + "".join(f"{t:>{w - 1}.1f}s" if t is not None else f"{'-':>{w}}" for t in walls)
+    )
     cpus = [sum(cascade.cpu_s.values())] + ([None] if idle else []) + [sum(b.cpu_s.values()) if b else None]
     if cascade.cpu_s:
-        lines.append(f"  {'server CPU':16}" + "".join(f"{c:>17.1f}s" if c is not None else f"{'-':>18}" for c in cpus))
+        lines.append(
+            f"  {'server CPU':16}" + "".join(f"{c:>{w - 1}.1f}s" if c is not None else f"{'-':>{w}}" for c in cpus)
+        )
     return lines
+
+
+def column_width(labels: list[str]) -> int:
+    """Wide enough for every label with two spaces before it (18 at least), so headers never touch."""
+    return max(18, *(len(label) + 2 for label in labels))
+
+
+def unaccepted_line(run: TaskRun) -> str | None:
+    """How many items no rung accepted, and whose best-effort answer stood for them (if any did)."""
+    missed = [o.result for o in run.outcomes if not o.result.accepted]
+    if not missed:
+        return None
+    used: dict[str, int] = {}
+    for r in missed:
+        if r.output is not None and r.answered_by is not None:
+            used[r.answered_by] = used.get(r.answered_by, 0) + 1
+    parts = [f"the best-effort answer of {rung} was used for {k}" for rung, k in used.items()]
+    if none := len(missed) - sum(used.values()):
+        parts.append(f"no rung gave an answer for {none}")
+    return f"  {len(missed)} item(s) not accepted by any rung: " + "; ".join(parts)
 
 
 def goal_line(right: int, cost: float, wall: float, b_right: int, b_cost: float, b_wall: float) -> str:

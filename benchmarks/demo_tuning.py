@@ -34,8 +34,8 @@ class Answer:
 async def record(local: LocalLadder, task: Task, items: list[dict[str, Any]], rung: str) -> list[Answer]:
     """Each item on one rung alone, with the lower rungs' checks at threshold 0 (nothing is refused
     for low confidence; the confidence is recorded)."""
-    zero = Tuning(ticket_threshold=0.0, invoice_threshold=0.0)
-    only = local.rung(rung, params=params_for(task, rung, zero), validators=validators_for(task, zero, top=False))
+    zero = Tuning()
+    only = local.rung(rung, params=params_for(task, rung, zero), validators=validators_for(task, None, top=False))
     cascade = Cascade(Ladder([only]), on_exhausted="best_effort")
     out: list[Answer] = []
     for item in items:

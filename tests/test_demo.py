@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -93,3 +98,27 @@ def test_demo_runs_for_real_and_writes_its_log(tmp_path: Path, capsys: pytest.Ca
     attempts = [e for e in events if e["event"] == "attempt"]
     assert attempts and all(e["rung"] in ("small", "medium", "large") for e in attempts)
     assert all(e["answered_by"] in ("small", "medium", "large") for e in requests)
+
+
+@pytest.mark.local_models
+@pytest.mark.skipif(bool(_why), reason=_why or "available")
+def test_demo_stops_naming_the_rung_whose_server_was_killed(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-c", "from cascade._cli import main; raise SystemExit(main())", "demo", "--tasks",
+           "tickets", "--rungs", "medium,large", "--limit", "20", "--log", str(tmp_path / "log.jsonl")]  # fmt: skip
+    demo = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert demo.stdout is not None
+    pids: dict[str, int] = {}
+    for line in demo.stdout:
+        if "local ladder up" in line:
+            pids = {name: int(pid) for name, pid in re.findall(r"(\w+)=\S+ \(pid (\d+)\)", line)}
+            break
+    assert set(pids) == {"medium", "large"}
+    os.kill(pids["medium"], signal.SIGKILL)
+    out, err = demo.communicate(timeout=180)
+    assert demo.returncode == 2, (out, err)
+    assert "rung 'medium'" in err and "exited while serving (killed by signal 9 (SIGKILL))" in err
+    log = re.search(r"Its log is kept at (\S+);", err)
+    assert log is not None and Path(log.group(1)).is_file()
+    assert "== tickets" not in out  # no report of a dead ladder
+    for pid in pids.values():  # the surviving server was stopped too
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]

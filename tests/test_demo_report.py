@@ -9,8 +9,19 @@ import math
 import re
 from typing import Any
 
+import pytest
+
 from cascade import Ladder, OpenAICompatible, Rung
-from cascade.demo._report import full_report, without_idle
+from cascade.demo._report import (
+    DeadRung,
+    column_width,
+    full_report,
+    goal_line,
+    refuse_dead_rungs,
+    repriced,
+    task_report,
+    without_idle,
+)
 from cascade.demo._run import TaskRun, Tuning, params_for, run_task, validators_for
 from cascade.demo._tasks import TICKET_TASK, load_items
 from cascade.testing import Reply, TestServer
@@ -49,19 +60,21 @@ def _ladder(server: TestServer, names: tuple[str, ...]) -> Ladder:
             price_in=PRICES[n][0],
             price_out=PRICES[n][1],
             params=params_for(TICKET_TASK, n, tuning),
-            validators=validators_for(TICKET_TASK, tuning, top=(n == names[-1])),
+            validators=validators_for(TICKET_TASK, tuning.threshold("tickets", n), top=(n == names[-1])),
         )
         for n in names
     ]
     return Ladder(rungs)
 
 
-def _runs(server: TestServer, skip_idle: int | None = None) -> tuple[TaskRun, TaskRun]:
+def _runs(server: TestServer, skip_idle: int | None = None, concurrency: int = 1) -> tuple[TaskRun, TaskRun]:
     _script(server)
 
     async def go() -> tuple[TaskRun, TaskRun]:
         ladder = _ladder(server, ("small", "medium", "large"))
-        cascade = await run_task(TICKET_TASK, ITEMS, ladder, mode="cascade", skip_idle=skip_idle)
+        cascade = await run_task(
+            TICKET_TASK, ITEMS, ladder, mode="cascade", skip_idle=skip_idle, concurrency=concurrency
+        )
         alone = await run_task(TICKET_TASK, ITEMS, _ladder(server, ("large",)), mode="top_only")
         return cascade, alone
 
@@ -115,3 +128,63 @@ def test_an_idle_rung_is_skipped_and_the_report_counts_only_its_calls(server: Te
     small = cascade.rung_stats()[0]
     assert small["reached"] == 4 and small["reasons"] == {"truncated": 4, "rung_idle": 2}
     assert len([r for r in server.requests if r.model == "small"]) == 4
+
+
+def test_concurrent_items_keep_their_order_and_answers(server: TestServer) -> None:
+    cascade, alone = _runs(server, concurrency=4)
+    assert [o.id for o in cascade.outcomes] == [i["id"] for i in ITEMS]
+    assert [o.result.answered_by for o in cascade.outcomes] == ["medium", "large"] * 3
+    assert cascade.correct == alone.correct == 6 and cascade.concurrency == 4
+
+
+def test_a_rung_that_answers_nothing_stops_the_demo_by_name(server: TestServer) -> None:
+    # A dead server behind a rung: every call fails. The demo must not report 0/N right at $0.
+    _script(server)
+    server.responder("medium", lambda body: Reply(status=503))
+
+    async def go() -> TaskRun:
+        return await run_task(TICKET_TASK, ITEMS, _ladder(server, ("medium", "large")), mode="cascade")
+
+    run = asyncio.run(go())
+    with pytest.raises(DeadRung, match=r"rung 'medium' answered none of its 6 calls on tickets \(server_error 6\)"):
+        refuse_dead_rungs(run)
+    refuse_dead_rungs(asyncio.run(run_task(TICKET_TASK, ITEMS, _ladder(server, ("large",)), mode="top_only")))
+
+
+def test_goal_line_says_by_how_much_it_is_missed() -> None:
+    line = goal_line(right=45, cost=0.7, wall=30.0, b_right=47, b_cost=1.0, b_wall=25.0)
+    assert "accuracy -2 items (missed" in line and "cost 70% (missed" in line and "30.0 s vs 25.0 s (missed)" in line
+    line = goal_line(right=46, cost=0.5, wall=20.0, b_right=47, b_cost=1.0, b_wall=25.0)
+    assert line.count("met") == 3 and "missed" not in line
+
+
+def test_repricing_at_the_rungs_own_prices_gives_the_measured_cost(server: TestServer) -> None:
+    cascade, alone = _runs(server)
+    assert math.isclose(repriced(cascade, PRICES), cascade.cost_usd, rel_tol=1e-9)
+    doubled = {k: (2 * a, 2 * b) for k, (a, b) in PRICES.items()}
+    assert math.isclose(repriced(alone, doubled), 2 * alone.cost_usd, rel_tol=1e-9)
+    report = full_report([(cascade, alone)], {}, None, vendor_prices=doubled, vendor_source="doubled")
+    share = round(100 * cascade.cost_usd / alone.cost_usd)
+    assert f"at doubled prices instead: the cascade costs {share}% of the top rung alone" in report
+
+
+def test_every_column_header_stands_apart_from_its_neighbour(server: TestServer) -> None:
+    """A long label ("without small+medium") was glued to the header before it in 18-character columns."""
+    cascade, alone = _runs(server)
+    header = next(line for line in task_report(cascade, alone) if "cascade" in line and "alone" in line)
+    assert re.search(r"cascade\s{2,}without small\s{2,}large alone$", header), header
+    labels = ["cascade", "without small+medium+another", "x" * 30]
+    assert all(len(c) + 2 <= column_width(labels) for c in labels) and column_width(["a"]) == 18
+
+
+def test_items_nobody_accepted_say_whose_answer_was_used(server: TestServer) -> None:
+    server.default(Reply(content='{"label": "bil', finish_reason="length", tokens_in=100))  # cut off
+    server.responder("large", lambda body: Reply(status=401))  # the top rung refuses: no answer of its own
+
+    async def go() -> TaskRun:
+        return await run_task(TICKET_TASK, ITEMS[:2], _ladder(server, ("medium", "large")), mode="cascade")
+
+    run = asyncio.run(go())
+    lines = "\n".join(task_report(run, None))
+    assert "2 item(s) not accepted by any rung: the best-effort answer of medium was used for 2" in lines
+    assert "the top rung's answer was used" not in lines

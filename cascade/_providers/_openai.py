@@ -11,6 +11,8 @@ from .._types import Completion, CompletionRequest, TokenLogprob, ToolCall
 from ._http import HttpProvider, read_usage
 
 if TYPE_CHECKING:
+    import httpx
+
     from ..validators._schema import ResponseFormatStyle
 
 
@@ -43,6 +45,17 @@ class OpenAICompatible(HttpProvider):
         body.update(request.params)
         data = await self._post_json(f"{self.base_url}/chat/completions", body, self.headers)
         return parse_chat_completion(data, self.name)
+
+    def _classify(self, status: int, raw: bytes, headers: httpx.Headers) -> ProviderError:
+        """llama.cpp's server answers a prompt over its context with HTTP 400
+        ``exceed_context_size_error`` ("exceeds the available context size"): a limit of this rung,
+        not a bad request, so it escalates as ``context_length_exceeded``."""
+        error = super()._classify(status, raw, headers)
+        if status == 400 and error.reason == "bad_request":
+            text = raw[:2000].decode("utf-8", "replace").lower()
+            if "exceed_context_size_error" in text or "exceeds the available context size" in text:
+                return ProviderError("rung_fatal", "context_length_exceeded", str(error), status=status)
+        return error
 
 
 def parse_chat_completion(data: Mapping[str, Any], source: str = "openai") -> Completion:

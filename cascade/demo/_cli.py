@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -14,8 +15,10 @@ from typing import Any
 
 from ..local import LocalLadder, LocalLadderUnavailable, LocalServerError, ModelChecksumError
 from ..local._models import DEFAULT_MODELS
-from ._report import full_report
-from ._run import ItemOutcome, TaskRun, Tuning, build_ladder, run_task
+from ..local._server import SERVER_KINDS
+from ._calibrate import SPLITS, fit, load_thresholds, observe, split_items, thresholds_path
+from ._report import DeadRung, full_report, refuse_dead_rungs, split_note
+from ._run import ItemOutcome, TaskRun, Tuning, build_ladder, calibration_ladder, run_task
 from ._tasks import INVOICE_TASK, TICKET_TASK, Task, load_items
 
 TASKS = {"tickets": TICKET_TASK, "invoices": INVOICE_TASK}
@@ -28,14 +31,31 @@ def register(subparsers: Any) -> None:
         description=__doc__,
     )
     p.add_argument("--tasks", default="tickets,invoices", help="comma-separated: tickets, invoices")
+    p.add_argument(
+        "--split",
+        choices=SPLITS,
+        default="report",
+        help="which items: report (the half the shipped thresholds were NOT fitted on), calibration, all",
+    )
+    p.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="fit the thresholds on the calibration split (every rung alone) and write them to --thresholds",
+    )
+    p.add_argument("--thresholds", default=None, help="thresholds file (default: the shipped demo/data one)")
+    p.add_argument("--server", choices=SERVER_KINDS, default="native", help="llama.cpp server (native: parallel)")
+    p.add_argument("--parallel", type=int, default=4, help="request slots per native server")
+    p.add_argument("--concurrency", type=int, default=4, help="requests in flight (cascade and baseline alike)")
     p.add_argument("--rungs", default="small,medium,large", help="local rungs, cheapest first")
     p.add_argument("--limit", type=int, default=None, help="only the first N items of each task")
-    p.add_argument("--ticket-threshold", type=float, default=Tuning.ticket_threshold)
+    p.add_argument(
+        "--ticket-threshold", type=float, default=None, help="override the fitted ticket threshold (all cheap rungs)"
+    )
     p.add_argument(
         "--invoice-threshold",
         type=float,
-        default=Tuning.invoice_threshold,
-        help="also require Confidence(T) over the invoice's value tokens (needs logprobs: about 0.5 s a token here)",
+        default=None,
+        help="override: also require Confidence(T) over the invoice's value tokens (all cheap rungs)",
     )
     p.add_argument(
         "--small-schema",
@@ -45,7 +65,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--skip-idle",
         type=int,
-        default=Tuning.skip_idle,
+        default=10,
         help="skip a rung below the top after N visits with nothing accepted, probing it every N (0: never)",
     )
     p.add_argument("--no-baseline", action="store_true", help="skip the top-rung-alone comparison")
@@ -70,13 +90,20 @@ def _parse(args: argparse.Namespace) -> tuple[list[Task], Tuning]:
         value = getattr(args, flag)
         if value is not None and not 0 <= value <= 1:
             raise SystemExit(f"cascade demo: --{flag.replace('_', '-')} must be in [0, 1], got {value}")
-    if args.threads < 1:
-        raise SystemExit(f"cascade demo: --threads must be >= 1, got {args.threads}")
+    for flag in ("threads", "parallel", "concurrency"):
+        if getattr(args, flag) < 1:
+            raise SystemExit(f"cascade demo: --{flag} must be >= 1, got {getattr(args, flag)}")
     if args.skip_idle < 0:
         raise SystemExit(f"cascade demo: --skip-idle must be >= 0, got {args.skip_idle}")
     if args.limit is not None and args.limit < 1:
         raise SystemExit(f"cascade demo: --limit must be >= 1, got {args.limit}")
-    tuning = Tuning(rungs, args.ticket_threshold, args.invoice_threshold, args.small_schema, args.skip_idle or None)
+    fitted = load_thresholds(Path(args.thresholds) if args.thresholds else None)["tasks"]
+    thresholds: dict[str, dict[str, float | None]] = {}
+    for name in names:
+        override = args.ticket_threshold if name == "tickets" else args.invoice_threshold
+        per_rung = fitted.get(name, {})
+        thresholds[name] = {r: (override if override is not None else per_rung.get(r)) for r in rungs[:-1]}
+    tuning = Tuning(rungs, thresholds, args.small_schema, args.skip_idle or None)
     return [TASKS[n] for n in names], tuning
 
 
@@ -108,29 +135,78 @@ def _progress(label: str, total: int) -> Iterator[Callable[[int, ItemOutcome], N
     yield line
 
 
+def _ladder(tuning: Tuning, args: argparse.Namespace, tasks: list[Task]) -> LocalLadder:
+    used = {r for t in tasks for r in tuning.ladder_for(t.name)} if not args.calibrate else set(tuning.rungs)
+    models = [m for m in DEFAULT_MODELS if m.name in used]  # start only the rungs in use
+    return LocalLadder(
+        models, server=args.server, parallel=args.parallel, cache_dir=args.cache_dir, n_threads=args.threads
+    )
+
+
+def _up(local: LocalLadder, t0: float) -> None:
+    print(f"local ladder up and self-tested in {time.perf_counter() - t0:.1f} s: {local}", flush=True)
+    print(f"server logs: {local.log_dir}", flush=True)
+
+
 async def _demo(tasks: list[Task], tuning: Tuning, args: argparse.Namespace, log_path: Path) -> str:
     runs: list[tuple[TaskRun, TaskRun | None]] = []
     t0 = time.perf_counter()
-    models = [m for m in DEFAULT_MODELS if m.name in tuning.rungs]  # start only the rungs in use
-    async with LocalLadder(models, cache_dir=args.cache_dir, n_threads=args.threads) as local:
-        print(f"local ladder up in {time.perf_counter() - t0:.1f} s: {local}", flush=True)
+    async with _ladder(tuning, args, tasks) as local:
+        _up(local, t0)
         for task in tasks:
-            items = load_items(task)[: args.limit]
+            items = split_items(load_items(task), args.split)[: args.limit]
             with _progress(f"{task.name}: cascade", len(items)) as progress:
                 cascade = await run_task(
                     task, items, build_ladder(local, task, tuning), mode="cascade", log=str(log_path),
-                    progress=progress, skip_idle=tuning.skip_idle,
+                    progress=progress, skip_idle=tuning.skip_idle, concurrency=args.concurrency, local=local,
                 )  # fmt: skip
+            refuse_dead_rungs(cascade)
             baseline = None
             if not args.no_baseline:
                 with _progress(f"{task.name}: {tuning.rungs[-1]} alone", len(items)) as progress:
                     baseline = await run_task(
                         task, items, build_ladder(local, task, tuning, top_only=True), mode="top_only",
-                        progress=progress,
+                        progress=progress, concurrency=args.concurrency, local=local,
                     )  # fmt: skip
+                refuse_dead_rungs(baseline)
             runs.append((cascade, baseline))
     sources = {m.name: m.price_source for m in DEFAULT_MODELS}
-    return full_report(runs, sources, str(log_path), args.threads)
+    note = split_note(args.split, args.thresholds, tuning, [t.name for t in tasks])
+    vendor = {m.name: m.vendor_prices for m in DEFAULT_MODELS if m.vendor_prices}
+    vendor_source = "; ".join(sorted({m.vendor_price_source for m in DEFAULT_MODELS if m.name in vendor}))
+    return full_report(
+        runs, sources, str(log_path), args.threads, note=note, vendor_prices=vendor, vendor_source=vendor_source
+    )
+
+
+async def _calibrate(tasks: list[Task], tuning: Tuning, args: argparse.Namespace) -> dict[str, Any]:
+    """Every rung alone on the calibration split, then the cheapest thresholds as accurate as the top."""
+    fitted: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    async with _ladder(tuning, args, tasks) as local:
+        _up(local, t0)
+        for task in tasks:
+            items = split_items(load_items(task), "calibration")[: args.limit]
+            runs = {}
+            for name in tuning.rungs:
+                with _progress(f"{task.name}: {name} alone (calibration)", len(items)) as progress:
+                    runs[name] = await run_task(
+                        task, items, calibration_ladder(local, task, tuning, name), mode="calibration",
+                        progress=progress, concurrency=args.concurrency, local=local,
+                    )  # fmt: skip
+                refuse_dead_rungs(runs[name])
+            cheap = [observe(runs[name]) for name in tuning.rungs[:-1]]
+            top = observe(runs[tuning.rungs[-1]])
+            thresholds, right, cost = fit(cheap, top)
+            top_cost = sum(o.cost_usd for o in top)
+            fitted[task.name] = dict(zip(tuning.rungs[:-1], thresholds, strict=True))
+            print(
+                f"{task.name}: thresholds {fitted[task.name]} -> {right}/{len(items)} right at "
+                f"${cost:.6f}, against {sum(o.correct for o in top)}/{len(items)} at ${top_cost:.6f} for "
+                f"{tuning.rungs[-1]} alone (calibration split, {len(items)} items)",
+                flush=True,
+            )
+    return fitted
 
 
 def main(args: argparse.Namespace) -> int:
@@ -138,8 +214,19 @@ def main(args: argparse.Namespace) -> int:
     log_path = Path(args.log or f"out/cascade-demo-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        if args.calibrate:
+            fitted = asyncio.run(_calibrate(tasks, tuning, args))
+            path = Path(args.thresholds) if args.thresholds else thresholds_path()
+            data = {
+                "tasks": fitted, "rungs": list(tuning.rungs), "fitted_on": "calibration split (items 0, 2, 4, ...)",
+                "rule": "cheapest thresholds at least as accurate as the top rung alone on the calibration split",
+                "command": "cascade demo --calibrate",
+            }  # fmt: skip
+            path.write_text(json.dumps(data, indent=2) + "\n")
+            print(f"thresholds written to {path}")
+            return 0
         report = asyncio.run(_demo(tasks, tuning, args, log_path))
-    except (LocalLadderUnavailable, ModelChecksumError, LocalServerError) as e:
+    except (LocalLadderUnavailable, ModelChecksumError, LocalServerError, DeadRung) as e:
         print(f"cascade demo: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,15 +21,28 @@ from ._tasks import LABELS, Task
 Progress = Callable[[int, "ItemOutcome"], None]
 
 
+DEFAULT_THRESHOLDS = {"tickets": 0.7, "invoices": 0.0}
+"""For a rung the thresholds file does not name. 0.0: no confidence check (the hard checks gate it)."""
+
+
 @dataclass(frozen=True)
 class Tuning:
-    """The knobs of the demo ladder. Confidence thresholds are per task; rungs are cheapest first."""
+    """The knobs of the demo ladder; rungs are cheapest first. ``thresholds[task][rung]`` is the
+    confidence a rung below the top needs to be accepted on that task: 0.0 means its hard checks
+    alone gate it, None that it is left off the ladder for that task (no threshold made it pay)."""
 
     rungs: tuple[str, ...] = ("small", "medium", "large")
-    ticket_threshold: float = 0.7
-    invoice_threshold: float | None = None  # None: invoices are gated by schema + grounding only
+    thresholds: Mapping[str, Mapping[str, float | None]] = field(default_factory=dict)
     small_schema: bool = False
     skip_idle: int | None = 10  # skip a rung after this many visits with nothing accepted; None: never
+
+    def threshold(self, task: str, rung: str) -> float | None:
+        per_task = self.thresholds.get(task, {})
+        return per_task[rung] if rung in per_task else DEFAULT_THRESHOLDS.get(task, 0.7)
+
+    def ladder_for(self, task: str) -> tuple[str, ...]:
+        """The rungs used on ``task``: those below the top with a threshold, then the top."""
+        return tuple(r for r in self.rungs[:-1] if self.threshold(task, r) is not None) + self.rungs[-1:]
 
 
 @dataclass(slots=True)
@@ -49,6 +63,9 @@ class TaskRun:
     rungs: list[Rung]
     outcomes: list[ItemOutcome] = field(default_factory=list)
     wall_s: float = 0.0
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    """CPU seconds each rung's server used during the run (measured from the process, Linux only)."""
+    concurrency: int = 1
 
     @property
     def correct(self) -> int:
@@ -86,21 +103,21 @@ class TaskRun:
         return rows
 
 
-def validators_for(task: Task, tuning: Tuning, top: bool) -> list[Validator]:
-    """Schema always; below the top rung also the confidence check for tickets, and for invoices the
-    grounding check (plus a confidence check when ``tuning.invoice_threshold`` is set)."""
-    if task.parse_model is not None:
-        schema = JsonSchema(task.parse_model)
-        if top:
-            return [schema]
-        checks: list[Validator] = [schema, check(grounded(), name="grounded")]
-        if tuning.invoice_threshold is not None:
-            checks.append(Confidence(tuning.invoice_threshold, aggregate="min"))
-        return checks
-    schema = JsonSchema(task.schema)
+def validators_for(task: Task, threshold: float | None, top: bool) -> list[Validator]:
+    """Schema always; below the top also, for tickets, the confidence of the label, and for invoices the
+    grounding check plus the confidence over the values' tokens when the threshold is above 0 (or is
+    None: calibrating, the score is recorded and anything passes)."""
+    schema = JsonSchema(task.parse_model) if task.parse_model is not None else JsonSchema(task.schema)
     if top:
         return [schema]
-    return [schema, Confidence(tuning.ticket_threshold, label_field="label", labels=LABELS)]
+    checks: list[Validator] = [schema]
+    if task.parse_model is not None:
+        checks.append(check(grounded(), name="grounded"))
+        if threshold is None or threshold > 0:
+            checks.append(Confidence(threshold or 0.0, aggregate="min"))
+    else:
+        checks.append(Confidence(threshold or 0.0, label_field="label", labels=LABELS))
+    return checks
 
 
 def params_for(task: Task, rung: str, tuning: Tuning) -> RequestParams:
@@ -116,17 +133,27 @@ def params_for(task: Task, rung: str, tuning: Tuning) -> RequestParams:
     return RequestParams(temperature=0, max_tokens=task.max_tokens, response_format=fmt)
 
 
-def build_ladder(local: LocalLadder, task: Task, tuning: Tuning, *, top_only: bool = False) -> Ladder:
-    names = tuning.rungs[-1:] if top_only else tuning.rungs
+def build_ladder(
+    local: LocalLadder, task: Task, tuning: Tuning, *, top_only: bool = False, names: Sequence[str] | None = None
+) -> Ladder:
+    """The task's ladder on the running servers (``names``: these rungs instead of the tuned ones)."""
+    names = tuple(names) if names is not None else tuning.rungs[-1:] if top_only else tuning.ladder_for(task.name)
     rungs = [
         local.rung(
             name,
             params=params_for(task, name, tuning),
-            validators=validators_for(task, tuning, top=(name == names[-1])),
+            validators=validators_for(task, tuning.threshold(task.name, name), top=(name == names[-1])),
         )
         for name in names
     ]
     return Ladder(rungs)
+
+
+def calibration_ladder(local: LocalLadder, task: Task, tuning: Tuning, name: str) -> Ladder:
+    """One rung alone, as it sits in the cascade, but with its confidence recorded and not gating."""
+    top = name == tuning.rungs[-1]
+    validators = validators_for(task, None, top=top)
+    return Ladder([local.rung(name, params=params_for(task, name, tuning), validators=validators)])
 
 
 async def run_task(
@@ -138,23 +165,40 @@ async def run_task(
     log: Any = None,
     progress: Progress | None = None,
     skip_idle: int | None = None,
+    concurrency: int = 1,
+    local: LocalLadder | None = None,
 ) -> TaskRun:
-    """Send every item through ``ladder`` one at a time (each local server answers one request at once)."""
-    run = TaskRun(task.name, mode, list(ladder.rungs))
+    """Send every item through ``ladder``, ``concurrency`` at a time (each request walks its own way up
+    the ladder, so the rungs' servers work at once). With ``local``, the servers are watched (one that
+    dies raises :class:`~cascade.local.LocalServerError`) and their CPU time is measured."""
+    run = TaskRun(task.name, mode, list(ladder.rungs), concurrency=concurrency)
     idle = SkipIdle(after=skip_idle, probe_every=skip_idle) if skip_idle else None
     cascade = Cascade(ladder, on_exhausted="best_effort", log=log, log_content="full", skip_idle=idle)
+    slots = asyncio.Semaphore(concurrency)
+    results: list[ItemOutcome | None] = [None] * len(items)
+    finished = 0
+
+    async def one(i: int, item: dict[str, Any]) -> None:
+        nonlocal finished
+        async with slots:
+            meta = {"task": task.name, "item": item["id"], "mode": mode}
+            result = await cascade.run(task.messages(item["text"]), metadata=meta)
+        parsed = result.parsed
+        results[i] = ItemOutcome(item["id"], item["gold"], parsed, task.score(parsed, item["gold"]), result)
+        if progress is not None:
+            progress(finished, results[i])  # type: ignore[arg-type]
+        finished += 1
+
+    cpu_before = local.cpu_seconds() if local is not None else {}
     t0 = time.perf_counter()
     try:
-        for i, item in enumerate(items):
-            result = await cascade.run(
-                task.messages(item["text"]), metadata={"task": task.name, "item": item["id"], "mode": mode}
-            )
-            parsed = result.parsed
-            outcome = ItemOutcome(item["id"], item["gold"], parsed, task.score(parsed, item["gold"]), result)
-            run.outcomes.append(outcome)
-            if progress is not None:
-                progress(i, outcome)
+        work = asyncio.gather(*(one(i, item) for i, item in enumerate(items)))
+        await (local.guard(work) if local is not None else work)
     finally:
         run.wall_s = time.perf_counter() - t0
         await cascade.aclose()
+    if local is not None:
+        after = local.cpu_seconds()
+        run.cpu_s = {name: after[name] - cpu_before[name] for name in after if name in cpu_before}
+    run.outcomes = [o for o in results if o is not None]
     return run

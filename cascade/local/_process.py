@@ -103,6 +103,16 @@ class ManagedProcess:
         _live.discard(self)
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds a running process has used (all its threads), from ``/proc``; None
+    where that cannot be read (not Linux, process gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 _live: set[ManagedProcess] = set()
 """Strong references: a ladder dropped without close() is still stopped at exit."""
 

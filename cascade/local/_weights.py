@@ -1,16 +1,15 @@
-"""Find the weight chunks inside installed packages, assemble split models and verify them.
+"""Find the weight chunks inside installed distributions, assemble split models and verify them.
 
-The chunks are located through the import system (``importlib.util.find_spec`` and
-``importlib.resources``), never through hard-coded site-packages paths, so any environment where the
-packages import works. A verified file gets a small marker keyed by path, size and mtime, so a 1 GB
-file is hashed once, not on every start.
+The chunks are located through ``importlib.metadata`` (each distribution's own file list), never by
+importing anything: a weight "package" is untrusted code, and a plain module would run on import. A
+verified file gets a small marker keyed by path, size, mtime, ctime, inode and device, so a 1 GB file
+is hashed once, not on every start, and any rewrite (even with size and mtime put back) re-hashes.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
-import importlib.util
+import importlib.metadata
 import json
 import os
 import tempfile
@@ -30,25 +29,32 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "cascade-router" / "models"
 
 
-def _package_dirs(package: str) -> list[Path]:
-    spec = importlib.util.find_spec(package)
-    if spec is None:
-        return []
-    if spec.submodule_search_locations:
-        return [Path(p) for p in spec.submodule_search_locations]
+def _pinned_version(spec: ModelSpec, chunk: Chunk) -> str | None:
+    """The version the spec pins for the chunk's distribution (``name==version``), if any."""
+    for req in spec.requirements:
+        name, _, version = req.partition("==")
+        if _canonical(name) == _canonical(chunk.distribution):
+            return version.strip() or None
+    return None
+
+
+def _canonical(name: str) -> str:
+    return name.strip().lower().replace("_", "-").replace(".", "-")
+
+
+def locate_chunk(chunk: Chunk, version: str | None = None) -> Path | None:
+    """The file of one chunk on disk, or None when its distribution (at ``version``, when given) is not
+    installed or does not list the file. Reads the distribution's RECORD; imports nothing."""
     try:
-        root = importlib.resources.files(package)
-    except (ModuleNotFoundError, TypeError):
-        return []
-    return [Path(str(root))]
-
-
-def locate_chunk(chunk: Chunk) -> Path | None:
-    """The file of one chunk on disk, or None when its package or file is not installed."""
-    for base in _package_dirs(chunk.package):
-        candidate = base.joinpath(*chunk.path.split("/"))
-        if candidate.is_file():
-            return candidate
+        dist = importlib.metadata.distribution(chunk.distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    if version is not None and dist.version != version:
+        return None
+    for file in dist.files or ():
+        if file.as_posix() == chunk.path:
+            path = Path(str(dist.locate_file(file)))
+            return path if path.is_file() else None
     return None
 
 
@@ -57,7 +63,7 @@ def missing_requirements(models: Iterable[ModelSpec]) -> list[str]:
     missing: list[str] = []
     for spec in models:
         for chunk, req in zip(spec.chunks, _requirement_per_chunk(spec), strict=True):
-            if locate_chunk(chunk) is None and req not in missing:
+            if locate_chunk(chunk, _pinned_version(spec, chunk)) is None and req not in missing:
                 missing.append(req)
     return missing
 
@@ -72,9 +78,9 @@ def _chunk_paths(spec: ModelSpec) -> list[Path]:
     paths: list[Path] = []
     missing: list[str] = []
     for chunk, req in zip(spec.chunks, _requirement_per_chunk(spec), strict=True):
-        path = locate_chunk(chunk)
+        path = locate_chunk(chunk, _pinned_version(spec, chunk))
         if path is None:
-            missing.append(f"{req} (file {chunk.package}/{chunk.path})")
+            missing.append(f"{req} (file {chunk.path})")
         else:
             paths.append(path)
     if missing:
@@ -91,8 +97,12 @@ def _marker_path(cache_dir: Path, target: Path) -> Path:
 
 
 def _stat_key(path: Path) -> dict[str, object]:
+    # ctime cannot be set from user space: a rewrite with size and mtime put back still changes it.
     st = path.stat()
-    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return {
+        "path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+        "ctime_ns": st.st_ctime_ns, "inode": st.st_ino, "device": st.st_dev,
+    }  # fmt: skip
 
 
 def _marker_ok(cache_dir: Path, target: Path, spec: ModelSpec) -> bool:
@@ -109,7 +119,8 @@ def _write_marker(cache_dir: Path, target: Path, spec: ModelSpec) -> None:
     marker.write_text(json.dumps({**_stat_key(target), "sha256": spec.sha256}))
 
 
-def _hash_file(path: Path) -> str:
+def hash_file(path: Path) -> str:
+    """The sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         while block := f.read(_BLOCK):
@@ -131,7 +142,7 @@ def verify(path: Path, spec: ModelSpec, cache_dir: Path) -> None:
     if _marker_ok(cache_dir, path, spec):
         return
     size = path.stat().st_size
-    sha = _hash_file(path) if size == spec.size else "(not hashed: wrong size)"
+    sha = hash_file(path) if size == spec.size else "(not hashed: wrong size)"
     if size != spec.size or sha != spec.sha256:
         raise _mismatch(spec, f"file {path}", size, sha)
     _write_marker(cache_dir, path, spec)
@@ -160,7 +171,7 @@ def assemble(spec: ModelSpec, cache_dir: Path) -> Path:
                         size += len(block)
         sha = digest.hexdigest()
         if size != spec.size or sha != spec.sha256:
-            names = ", ".join(f"{c.package}/{c.path}" for c in spec.chunks)
+            names = ", ".join(c.path for c in spec.chunks)
             raise _mismatch(spec, f"file {target} (assembled from {names})", size, sha)
         os.chmod(tmp, 0o644)  # mkstemp makes it private; the model is not a secret
         os.replace(tmp, target)

@@ -25,7 +25,7 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy
-	$(BIN)/mypy --strict tests/typing examples docs_hooks.py
+	$(BIN)/mypy --strict tests examples docs_hooks.py
 
 # The docs site: built strictly (a broken link, a missing page or a bad docstring reference fails), and served.
 docs-check: install

@@ -49,7 +49,7 @@ class Rung:
         self.sample_calls: list[int] = []
         self.asked: list[tuple[list[Any], dict[str, Any]]] = []
 
-    async def sample(self, k: int) -> list[Completion]:
+    async def sample(self, k: int, temperature: float | None = None) -> list[Completion]:
         self.sample_calls.append(k)
         out, self.samples = self.samples[:k], self.samples[k:]
         return [completion(t) for t in out]

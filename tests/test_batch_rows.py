@@ -5,8 +5,12 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from pandas import DataFrame
 
 pd = pytest.importorskip("pandas", reason="pandas comes with the [ray] extra: pip install 'cascade-router[ray]'")
 
@@ -19,7 +23,7 @@ from cascade.testing import TestServer  # noqa: E402
 SPEC = RowSpec(prompt=PROMPT, id_column="id", fields=("label",))
 
 
-def frame(n: int) -> pd.DataFrame:
+def frame(n: int) -> DataFrame:
     return pd.DataFrame(tickets(n))
 
 

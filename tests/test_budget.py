@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cascade import Cascade, Ladder, MemorySink, OpenAICompatible, Rung
+from cascade import Cascade, Ladder, MemorySink, OpenAICompatible, RequestParams, Rung
 from cascade.testing import Reply, TestServer
 from cascade.validators import Candidate, Verdict
 
@@ -43,14 +43,17 @@ rung_st = st.tuples(
 def test_spend_never_exceeds_the_cap(server: TestServer, rungs: list[Any], budget: float, k: int) -> None:
     server.reset()
     provider = OpenAICompatible(server.base_url)
-    built, passing = [], set()
+    built: list[Rung] = []
+    passing: set[str] = set()
     for i, (p_in, p_out, max_tokens, wants, passes) in enumerate(rungs):
         name = f"r{i}"
+
         # A model that honours max_tokens: writes what it wants, cut at the max_tokens it was sent.
-        server.responder(
-            name, lambda body, w=wants: Reply(content="x", tokens_in=20, tokens_out=min(w, body.get("max_tokens", w)))
-        )
-        params = {"max_tokens": max_tokens} if max_tokens else {}
+        def reply(body: dict[str, Any], w: int = wants) -> Reply:
+            return Reply(content="x", tokens_in=20, tokens_out=min(w, body.get("max_tokens", w)))
+
+        server.responder(name, reply)
+        params = RequestParams(max_tokens=max_tokens) if max_tokens else RequestParams()
         built.append(Rung(name=name, provider=provider, model=name, price_in=p_in, price_out=p_out, params=params))
         if passes:
             passing.add(name)
@@ -75,8 +78,17 @@ def test_budget_stops_before_the_call_that_could_exceed_it(server: TestServer) -
     p = OpenAICompatible(server.base_url)
     ladder = Ladder(
         [
-            Rung(name="cheap", provider=p, model="cheap", price_in=0.1, price_out=0.1, params={"max_tokens": 100}),
-            Rung(name="dear", provider=p, model="dear", price_in=30, price_out=60, params={"max_tokens": 2000}),
+            Rung(
+                name="cheap",
+                provider=p,
+                model="cheap",
+                price_in=0.1,
+                price_out=0.1,
+                params=RequestParams(max_tokens=100),
+            ),
+            Rung(
+                name="dear", provider=p, model="dear", price_in=30, price_out=60, params=RequestParams(max_tokens=2000)
+            ),
         ]
     )
     never = SampleThenJudge(0, set())

@@ -22,6 +22,7 @@ from cascade import (
     MemorySink,
     OpenAICompatible,
     RequestError,
+    RequestParams,
     RetryPolicy,
     Rung,
 )
@@ -275,9 +276,9 @@ def test_config_errors_name_the_field_and_value(server: TestServer) -> None:
     with pytest.raises(ConfigError, match="at least one rung"):
         Ladder([])
     with pytest.raises(ConfigError, match="temperature"):
-        Rung(name="a", provider=p, model="m", price_in=1, price_out=1, params={"temperature": "hot"})
+        Rung(name="a", provider=p, model="m", price_in=1, price_out=1, params={"temperature": "hot"})  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="max_tokens"):
-        Rung(name="a", provider=p, model="m", price_in=1, price_out=1, params={"max_tokens": 0})
+        Rung(name="a", provider=p, model="m", price_in=1, price_out=1, params={"max_tokens": 0})  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="budget_usd"):
         Cascade(ladder(server), budget_usd=-1)
     with pytest.raises(ConfigError, match="api_key_env"):
@@ -313,7 +314,9 @@ def test_a_schema_check_asks_for_json_mode_in_the_providers_style(server: TestSe
         [
             Rung(name="a", provider=llama, model="a", price_in=1, price_out=1, validators=[JsonSchema(schema)]),
             Rung(name="b", provider=plain, model="b", price_in=1, price_out=1, validators=[JsonSchema(schema)]),
-            Rung(name="c", provider=llama, model="c", price_in=1, price_out=1, params={"response_format": own}),
+            Rung(
+                name="c", provider=llama, model="c", price_in=1, price_out=1, params=RequestParams(response_format=own)
+            ),
         ]
     )
     cascade = Cascade(ladder, validators=JsonSchema(schema))
@@ -335,7 +338,7 @@ def test_a_confidence_check_asks_the_rung_for_logprobs(server: TestServer) -> No
     ladder = Ladder(
         [
             Rung(name="a", provider=p, model="a", price_in=1, price_out=1, validators=checks),
-            Rung(name="b", provider=p, model="b", price_in=1, price_out=1, params={"top_logprobs": 3}),
+            Rung(name="b", provider=p, model="b", price_in=1, price_out=1, params=RequestParams(top_logprobs=3)),
         ]
     )
     cascade = Cascade(ladder, validators=Confidence(0.5))

@@ -254,7 +254,8 @@ def test_anthropic_bad_200s_are_bad_responses(server: TestServer, tmp_path: Path
 def test_bad_request_raises_without_escalating(server: TestServer, tmp_path: Path) -> None:
     server.script("small-m", Reply(status=400, error={"message": "unknown parameter 'foo'"}))
     log = tmp_path / "log.jsonl"
-    with Cascade(rungs(*[OpenAICompatible(server.base_url)] * 2), log=log) as cascade, pytest.raises(CallerError):
+    provider = OpenAICompatible(server.base_url)
+    with Cascade(rungs(provider, provider), log=log) as cascade, pytest.raises(CallerError):
         cascade.run_sync(MSG)
     events = [json.loads(line) for line in log.read_text().splitlines()]
     assert [e["event"] for e in events] == ["attempt", "request"]

@@ -4,6 +4,7 @@ object, streams that never leak a rejected draft, tool calls, errors in OpenAI's
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -27,15 +28,15 @@ WEATHER = {
 }
 
 
-def client(base_url: str, **kw: object) -> openai.OpenAI:
-    return openai.OpenAI(base_url=base_url, api_key=kw.pop("api_key", "unused"), max_retries=0, **kw)  # type: ignore[arg-type]
+def client(base_url: str, **kw: object) -> Any:  # openai.OpenAI (the module comes from importorskip, so Any)
+    return openai.OpenAI(base_url=base_url, api_key=kw.pop("api_key", "unused"), max_retries=0, **kw)
 
 
 def test_escalated_answer_names_the_rung_model_in_body_and_headers(server: TestServer) -> None:
     server.script("small-m", Reply(content=DRAFT, tokens_in=10, tokens_out=5))
     server.script("large-m", Reply(content=ANSWER, tokens_in=10, tokens_out=7))
     with serve(server, [is_json]) as gw:
-        raw = client(gw.base_url).chat.completions.with_raw_response.create(model="cascade/tickets", messages=MSG)  # type: ignore[arg-type]
+        raw = client(gw.base_url).chat.completions.with_raw_response.create(model="cascade/tickets", messages=MSG)
     completion = raw.parse()
     assert completion.model == "large-m"
     assert completion.choices[0].message.content == ANSWER
@@ -44,7 +45,7 @@ def test_escalated_answer_names_the_rung_model_in_body_and_headers(server: TestS
     assert raw.headers["x-cascade-answered-by"] == "large"
     assert raw.headers["x-cascade-escalations"] == "1"
     assert float(raw.headers["x-cascade-cost-usd"]) == pytest.approx(cost)
-    account = completion.model_extra["cascade"]  # type: ignore[index]
+    account = completion.model_extra["cascade"]
     assert account["request_id"] == raw.headers["x-cascade-request-id"] and account["accepted"] is True
     assert [(a["rung"], a["outcome"], a["reasons"]) for a in account["attempts"]] == [
         ("small", "escalated", ["custom:is_json"]),
@@ -59,7 +60,7 @@ def test_streamed_escalated_request_yields_exactly_the_accepted_answer(server: T
     with serve(server, [is_json]) as gw:
         stream = client(gw.base_url).chat.completions.create(
             model="cascade/tickets",
-            messages=MSG,  # type: ignore[arg-type]
+            messages=MSG,
             stream=True,
             stream_options={"include_usage": True},
         )
@@ -80,8 +81,8 @@ def test_stream_or_not_the_rungs_get_the_same_request(server: TestServer) -> Non
     server.default(Reply(content="billing", logprobs=[("billing", -0.01, {"billing": -0.01})]))
     with serve(server, Confidence(0.9)) as gw:
         oa = client(gw.base_url)
-        plain = oa.chat.completions.create(model="cascade/tickets", messages=MSG, temperature=0)  # type: ignore[arg-type]
-        streamed = list(oa.chat.completions.create(model="cascade/tickets", messages=MSG, temperature=0, stream=True))  # type: ignore[arg-type]
+        plain = oa.chat.completions.create(model="cascade/tickets", messages=MSG, temperature=0)
+        streamed = list(oa.chat.completions.create(model="cascade/tickets", messages=MSG, temperature=0, stream=True))
     first, second = server.requests
     assert first.body == second.body and first.body["logprobs"] is True and "stream" not in first.body
     assert plain.choices[0].message.content == "".join(c.choices[0].delta.content or "" for c in streamed)
@@ -95,22 +96,20 @@ def test_tool_calls_through_the_gateway_plain_and_streamed(server: TestServer) -
         oa = client(gw.base_url)
         plain = oa.chat.completions.create(
             model="cascade/tickets",
-            messages=MSG,  # type: ignore[arg-type]
-            tools=[WEATHER],  # type: ignore[list-item]
+            messages=MSG,
+            tools=[WEATHER],
             tool_choice="required",
             seed=3,
             user="u-9",
         )
-        streamed = list(
-            oa.chat.completions.create(model="cascade/tickets", messages=MSG, tools=[WEATHER], stream=True)  # type: ignore[arg-type, list-item]
-        )
-    call = plain.choices[0].message.tool_calls[0]  # type: ignore[index]
-    assert (call.function.name, json.loads(call.function.arguments)) == ("get_weather", {"city": "Paris"})  # type: ignore[union-attr]
+        streamed = list(oa.chat.completions.create(model="cascade/tickets", messages=MSG, tools=[WEATHER], stream=True))
+    call = plain.choices[0].message.tool_calls[0]
+    assert (call.function.name, json.loads(call.function.arguments)) == ("get_weather", {"city": "Paris"})
     assert plain.choices[0].finish_reason == "tool_calls" and plain.model == "large-m"
     body = server.requests[0].body
     assert body["tools"] == [WEATHER] and (body["tool_choice"], body["seed"], body["user"]) == ("required", 3, "u-9")
     calls = [tc for c in streamed if c.choices for tc in c.choices[0].delta.tool_calls or []]
-    assert [(tc.function.name, tc.function.arguments) for tc in calls] == [("get_weather", '{"city": "Paris"}')]  # type: ignore[union-attr]
+    assert [(tc.function.name, tc.function.arguments) for tc in calls] == [("get_weather", '{"city": "Paris"}')]
     assert [c.choices[0].finish_reason for c in streamed if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
 
 
@@ -118,9 +117,9 @@ def test_unsatisfiable_request_is_an_openai_error_with_the_reasons(server: TestS
     server.default(Reply(content="not json"))
     with serve(server, JsonSchema({"type": "object"})) as gw:
         with pytest.raises(openai.UnprocessableEntityError) as info:
-            client(gw.base_url).chat.completions.create(model="cascade/tickets", messages=MSG)  # type: ignore[arg-type]
+            client(gw.base_url).chat.completions.create(model="cascade/tickets", messages=MSG)
         with pytest.raises(openai.UnprocessableEntityError):  # streaming too: an error, never a leaked draft
-            client(gw.base_url).chat.completions.create(model="cascade/tickets", messages=MSG, stream=True)  # type: ignore[arg-type]
+            client(gw.base_url).chat.completions.create(model="cascade/tickets", messages=MSG, stream=True)
     error = info.value.body
     assert isinstance(error, dict) and error["code"] == "cascade_exhausted"
     assert error["reasons"] == ["json_unparseable"] and "json_unparseable" in error["message"]
@@ -132,11 +131,11 @@ def test_best_effort_answer_is_flagged(server: TestServer) -> None:
     server.script("small-m", Reply(content="not json 1"))
     server.script("large-m", Reply(content="not json 2"))
     with serve(server, [is_json], on_exhausted="best_effort") as gw:
-        raw = client(gw.base_url).chat.completions.with_raw_response.create(model="cascade/tickets", messages=MSG)  # type: ignore[arg-type]
+        raw = client(gw.base_url).chat.completions.with_raw_response.create(model="cascade/tickets", messages=MSG)
     completion = raw.parse()
     assert completion.choices[0].message.content == "not json 2" and completion.model == "large-m"
     assert raw.headers["x-cascade-accepted"] == "false"
-    assert completion.model_extra["cascade"]["accepted"] is False  # type: ignore[index]
+    assert completion.model_extra["cascade"]["accepted"] is False
 
 
 def test_client_errors_in_openai_shape(server: TestServer) -> None:
@@ -144,13 +143,13 @@ def test_client_errors_in_openai_shape(server: TestServer) -> None:
     with serve(server, [is_json]) as gw:
         oa = client(gw.base_url)
         with pytest.raises(openai.NotFoundError, match="cascade/tickets"):
-            oa.chat.completions.create(model="gpt-4o", messages=MSG)  # type: ignore[arg-type]
+            oa.chat.completions.create(model="gpt-4o", messages=MSG)
         with pytest.raises(openai.BadRequestError, match="unsupported parameter: seed"):
-            oa.chat.completions.create(model="cascade/tickets", messages=MSG, seed=1)  # type: ignore[arg-type]
+            oa.chat.completions.create(model="cascade/tickets", messages=MSG, seed=1)
         with pytest.raises(openai.BadRequestError, match="messages"):
-            oa.chat.completions.create(model="cascade/tickets", messages=[{"role": "wizard", "content": "x"}])  # type: ignore[list-item]
+            oa.chat.completions.create(model="cascade/tickets", messages=[{"role": "wizard", "content": "x"}])
         with pytest.raises(openai.BadRequestError, match="n"):
-            oa.chat.completions.create(model="cascade/tickets", messages=MSG, n=2)  # type: ignore[arg-type]
+            oa.chat.completions.create(model="cascade/tickets", messages=MSG, n=2)
         bad = [
             httpx.post(f"{gw.base_url}/chat/completions", content=b"{not json"),
             httpx.post(
@@ -174,7 +173,7 @@ def test_models_health_ready_and_metrics(server: TestServer) -> None:
     server.default(Reply(content="{}"))
     with serve(server, [is_json]) as gw:
         models = client(gw.base_url).models.list()
-        client(gw.base_url).chat.completions.create(model="tickets", messages=MSG)  # type: ignore[arg-type]
+        client(gw.base_url).chat.completions.create(model="tickets", messages=MSG)
         health, ready = httpx.get(f"{gw.url}/healthz"), httpx.get(f"{gw.url}/readyz")
         metrics = httpx.get(f"{gw.url}/metrics")
     assert [m.id for m in models.data] == ["cascade/tickets"]

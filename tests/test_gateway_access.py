@@ -36,7 +36,7 @@ def test_keys_are_required_checked_and_never_logged(
     caplog.set_level(logging.DEBUG)
     with serve(server, [is_json], cascade={"log": log}, keys=[ApiKey("team-a", hash_key(key))]) as gw:
         good = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
-        answer = good.chat.completions.with_raw_response.create(model="cascade/tickets", messages=MSG)  # type: ignore[arg-type]
+        answer = good.chat.completions.with_raw_response.create(model="cascade/tickets", messages=MSG)
         for bad in (wrong, "", key + "x", key[:-1]):
             with pytest.raises(openai.AuthenticationError) as info:
                 openai.OpenAI(base_url=gw.base_url, api_key=bad or "-", max_retries=0).models.list()
@@ -83,7 +83,7 @@ def test_daily_cap_holds_under_concurrent_load(server: TestServer) -> None:
         with pytest.raises(openai.RateLimitError) as info:  # the client would retry a 429: told not to
             openai.OpenAI(base_url=gw.base_url, api_key=key).chat.completions.create(
                 model="cascade/tickets", messages=MSG
-            )  # type: ignore[arg-type]
+            )
         spent = asyncio.run(state.spent(next(iter(state._values))))
     ok = [r for r in responses if r.status_code == 200]
     refused = [r for r in responses if r.status_code != 200]
@@ -102,7 +102,7 @@ def test_a_request_refused_before_any_call_costs_the_key_nothing(server: TestSer
         oa = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
         for _ in range(3):
             with pytest.raises(openai.BadRequestError, match="role"):
-                oa.chat.completions.create(model="cascade/tickets", messages=[{"role": "wizard", "content": "x"}])  # type: ignore[list-item]
+                oa.chat.completions.create(model="cascade/tickets", messages=[{"role": "wizard", "content": "x"}])
     [account] = list(state._values)
     assert asyncio.run(state.spent(account)) == 0.0  # the $0.10 reservations were all given back
 
@@ -114,19 +114,19 @@ def test_sessions_and_deadlines_from_headers(server: TestServer) -> None:
     with GatewayServer(Gateway({"tickets": sticky})) as gw:
         oa = openai.OpenAI(base_url=gw.base_url, api_key="-", max_retries=0)
         session = {"x-cascade-session": "conversation-7"}
-        first = oa.chat.completions.create(model="cascade/tickets", messages=MSG, extra_headers=session)  # type: ignore[arg-type]
+        first = oa.chat.completions.create(model="cascade/tickets", messages=MSG, extra_headers=session)
         later = [{"role": "user", "content": "Another question, same conversation"}]
         second = oa.chat.completions.with_raw_response.create(
             model="cascade/tickets", messages=later, extra_headers=session
-        )  # type: ignore[arg-type]
-        fresh = oa.chat.completions.create(model="cascade/tickets", messages=later)  # type: ignore[arg-type]
+        )
+        fresh = oa.chat.completions.create(model="cascade/tickets", messages=later)
         bad = httpx.post(
             f"{gw.base_url}/chat/completions",
             json={"model": "cascade/tickets", "messages": MSG},
             headers={"x-cascade-deadline-ms": "soon"},
         )
     assert first.model == "large-m" and second.parse().model == "large-m"
-    attempts = second.parse().model_extra["cascade"]["attempts"]  # type: ignore[index]
+    attempts = second.parse().model_extra["cascade"]["attempts"]
     assert [(a["rung"], a["outcome"], a["reasons"]) for a in attempts] == [
         ("small", "skipped", ["sticky"]),
         ("large", "accepted", []),
@@ -141,8 +141,8 @@ def test_sessions_and_deadlines_from_headers(server: TestServer) -> None:
         with pytest.raises(openai.UnprocessableEntityError) as info:
             oa.chat.completions.create(
                 model="cascade/tickets", messages=MSG, extra_headers={"x-cascade-deadline-ms": "300"}
-            )  # type: ignore[arg-type]
-    assert info.value.body["reasons"] == ["deadline"]  # type: ignore[index]
+            )
+    assert info.value.body["reasons"] == ["deadline"]
 
 
 def args(app: str, *more: str) -> argparse.Namespace:
@@ -199,7 +199,7 @@ def test_a_toml_ladder_served_with_no_code(server: TestServer, tmp_path: Path) -
     with GatewayServer(gateway) as gw:
         out = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0).chat.completions.create(
             model="cascade/tickets",
-            messages=MSG,  # type: ignore[arg-type]
+            messages=MSG,
         )
     assert out.model == "large-m" and out.choices[0].message.content == '{"label": "billing"}'
     assert server.requests[1].body["temperature"] == 0
@@ -294,8 +294,8 @@ def test_a_callers_user_id_reaches_the_log_only_hashed(server: TestServer, tmp_p
     log = tmp_path / "gateway.jsonl"
     with serve(server, [is_json], cascade={"log": log}) as gw:
         oa = openai.OpenAI(base_url=gw.base_url, api_key="-", max_retries=0)
-        oa.chat.completions.create(model="cascade/tickets", messages=MSG, user="alice@example.com")  # type: ignore[arg-type]
-        oa.chat.completions.create(model="cascade/tickets", messages=MSG, metadata={"session_id": "bob@example.com"})  # type: ignore[arg-type]
+        oa.chat.completions.create(model="cascade/tickets", messages=MSG, user="alice@example.com")
+        oa.chat.completions.create(model="cascade/tickets", messages=MSG, metadata={"session_id": "bob@example.com"})
     events = [json.loads(line) for line in log.read_text().splitlines()]
     sessions = {e["metadata"]["session_id"] for e in events if e["event"] == "request"}
     assert len(sessions) == 2 and all(s.startswith("s-") for s in sessions)

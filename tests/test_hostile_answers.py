@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cascade import ConfigError
+from cascade import Completion, ConfigError
 from cascade.validators import JsonSchema, Regex, _jsontext, _patterns
 from cascade.validators._jsontext import JsonNotFound, find_json
 
@@ -87,7 +87,9 @@ def test_a_regex_check_runs_on_re2() -> None:
     check = Regex(EVIL, mode="fullmatch")
     from cascade.validators._base import Candidate
 
-    assert not check.validate(Candidate(text=EVIL_INPUT, completion=None, messages=[], rung="r", model="m")).passed
+    assert not check.validate(
+        Candidate(text=EVIL_INPUT, completion=Completion(EVIL_INPUT, 0, 0), messages=[], rung="r", model="m")
+    ).passed
 
 
 def test_without_re2_an_exponential_pattern_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -74,4 +74,4 @@ def test_a_failed_request_releases_its_client(server: TestServer) -> None:
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "8"])
 def test_bad_max_connections_names_the_field(bad: object) -> None:
     with pytest.raises(ConfigError, match=r"max_connections: .*got"):
-        OpenAICompatible("http://127.0.0.1:1/v1", max_connections=bad)  # type: ignore[arg-type]
+        OpenAICompatible("http://127.0.0.1:1/v1", max_connections=bad)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ pytest.importorskip("opentelemetry.sdk")
 
 from logbuilder import LogBuilder, acc, err, esc, reask
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import Histogram, HistogramDataPoint, InMemoryMetricReader, Metric
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -98,6 +99,7 @@ def test_prometheus_top_rung_baseline_equals_cascade_stats(tmp_path: Path, capsy
     assert main(["stats", "--json", str(log)]) == 0
     stats = json.loads(capsys.readouterr().out)
     top = reg.get_sample_value("cascade_top_rung_cost_usd_total")
+    assert top is not None
     assert top == pytest.approx(stats["baseline_top_cost_usd"], abs=1e-9)
     spent = sum(s.value for m in reg.collect() if m.name == "cascade_cost_usd" for s in m.samples
                 if s.name == "cascade_cost_usd_total")  # fmt: skip
@@ -239,27 +241,38 @@ def test_otel_verdicts_are_evaluation_events_and_skips_make_no_client_span() -> 
     assert tuple(skip.attributes["cascade.reasons"]) == ("rung_idle",)
 
 
+def histogram_points(metric: Metric) -> list[tuple[Mapping[str, Any], HistogramDataPoint]]:
+    """A histogram metric's points with their attributes (the SDK types both more loosely)."""
+    assert isinstance(metric.data, Histogram)
+    out = []
+    for p in metric.data.data_points:
+        assert p.attributes is not None
+        out.append((p.attributes, p))
+    return out
+
+
 def test_otel_genai_client_metrics() -> None:
     reader = InMemoryMetricReader()
     sink = OpenTelemetrySink(TracerProvider(), meter_provider=MeterProvider(metric_readers=[reader]))
     for e in events():
         sink.emit(e)
     data = reader.get_metrics_data()
+    assert data is not None
     metrics = {m.name: m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
     usage = metrics["gen_ai.client.token.usage"]
     assert usage.unit == "{token}"
-    points = {(p.attributes["gen_ai.request.model"], p.attributes["gen_ai.token.type"]): p
-              for p in usage.data.data_points}  # fmt: skip
+    points = {(a["gen_ai.request.model"], a["gen_ai.token.type"]): p
+              for a, p in histogram_points(usage)}  # fmt: skip
     assert (points["small-1", "input"].count, points["small-1", "input"].sum) == (4, 4000)  # not the error
     assert (points["large-1", "output"].count, points["large-1", "output"].sum) == (2, 1000)
     assert tuple(points["small-1", "input"].explicit_bounds)[:3] == (1, 4, 16)
     duration = metrics["gen_ai.client.operation.duration"]
     assert duration.unit == "s"
-    by_error = {(p.attributes["gen_ai.request.model"], p.attributes.get("error.type")): p
-                for p in duration.data.data_points}  # fmt: skip
+    by_error = {(a["gen_ai.request.model"], a.get("error.type")): p
+                for a, p in histogram_points(duration)}  # fmt: skip
     assert by_error["small-1", None].count == 4 and by_error["small-1", "server_error"].count == 1
     assert by_error["medium-1", None].sum == pytest.approx(2.0 + 0.01)  # 2 s and the default 10 ms
-    assert all(p.attributes["gen_ai.operation.name"] == "chat" for p in duration.data.data_points)
+    assert all(a["gen_ai.operation.name"] == "chat" for a, _ in histogram_points(duration))
 
 
 def test_otel_buffer_is_bounded() -> None:

@@ -19,6 +19,7 @@ import pytest
 from hostile import answer, hostile
 
 from cascade import Cascade, Completion, ConfigError, JsonlSink, MemorySink, OpenAICompatible, RetryPolicy, Rung
+from cascade._content import LogContent
 from cascade.validators import JsonSchema
 
 MSG = [{"role": "user", "content": "hi"}]
@@ -62,7 +63,7 @@ def lines(path: Path) -> list[dict[str, Any]]:
 
 # -- every item comes back -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("content", ["full", "hash"])
-def test_lone_surrogates_in_answers_lose_no_item_and_no_line(tmp_path: Path, content: str) -> None:
+def test_lone_surrogates_in_answers_lose_no_item_and_no_line(tmp_path: Path, content: LogContent) -> None:
     """``"\\ud800"`` is valid JSON but not UTF-8: the review got 0 of 20 results with content logging."""
     body = (
         b'{"choices": [{"message": {"content": "{\\"a\\": \\"x \\ud800 y\\"}"}}], '
@@ -99,6 +100,7 @@ def test_a_custom_provider_raising_keyerror_never_shrinks_the_batch(concurrency:
         assert r.error == "KeyError: 'usage'"
         (attempt,) = r.attempts  # the attempt that raised is on the result, with its call counted
         assert attempt.outcome == "error" and attempt.reasons == ["exception"] and attempt.calls == 1
+        assert attempt.error is not None
         assert "KeyError" in attempt.error["message"]
     assert [r.output for r in results if r.outcome == "accepted"] == ["ok"] * 8
 

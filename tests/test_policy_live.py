@@ -63,6 +63,7 @@ def _responder(records: list[Record], asked: dict[str, list[bool]]) -> Any:
         entry = rec.responses[body["model"]]
         s = entry.samples[0]
         asked.setdefault(body["model"], []).append(body.get("logprobs") is True)
+        lps: list[tuple[str, float, dict[str, float]]] | None
         lps = [(s.text or "", s.logprob, {})] if s.logprob is not None else None
         return Reply(content=s.text or "", tokens_in=entry.tokens_in, tokens_out=entry.tokens_out, logprobs=lps)
 
@@ -85,7 +86,9 @@ async def _live(cascade: Cascade, records: list[Record], extra: bool) -> list[tu
     return out
 
 
-def test_tuned_policy_runs_live_and_reproduces_eval(small: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+def test_tuned_policy_runs_live_and_reproduces_eval(
+    small: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "policy.json"
     printed = _tune(small, path, capsys)
     policy = Policy.load(path)
@@ -151,13 +154,15 @@ def test_a_rung_weighing_earlier_answers_reads_them_from_the_history(small: Path
     other = next(x for x in "ABCD" if x != first.answer)
     object.__setattr__(first, "text", other)
     object.__setattr__(first, "answer", other)
-    scores = []
+    scores: list[float] = []
     for r in (rec, flipped):
         one = type(ds)(ds.name, [r], ds.models, ds.catalog)
         cascade = Cascade.from_policy(pol, providers=ReplayProvider(one), on_exhausted="best_effort")
         res = cascade.run_sync(list(r.messages), extra={"replay_id": r.id})
         cascade.close()
-        scores.append(next(v.score for a in res.attempts if a.rung == LADDER[1] for v in a.verdicts))
+        score = next(v.score for a in res.attempts if a.rung == LADDER[1] for v in a.verdicts)
+        assert score is not None
+        scores.append(score)
     assert scores[0] > scores[1]
 
 

@@ -18,9 +18,12 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from pandas import DataFrame
 
 ray = pytest.importorskip("ray", reason="Ray is not installed here: pip install 'cascade-router[ray]'")
 pytest.importorskip("ray.data", reason="Ray Data is not installed here: pip install 'ray[data]'")
@@ -64,7 +67,7 @@ def labelled(server: TestServer) -> TestServer:
     return server
 
 
-def run_job(server: TestServer, log_dir: Path, n: int, **kwargs: Any) -> pd.DataFrame:
+def run_job(server: TestServer, log_dir: Path, n: int, **kwargs: Any) -> DataFrame:
     ds = ray.data.from_items(tickets(n))
     out = map_dataset(
         ds,
@@ -251,6 +254,7 @@ def test_a_restart_after_the_driver_is_killed_skips_what_was_answered(
     cmd = [sys.executable, "-c", DRIVER, address, labelled.base_url, tests, str(N_CRASH), str(log_dir)]
     driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
+        assert driver.stderr is not None  # stderr=subprocess.PIPE
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and driver.poll() is None:
             if len(events(log_dir, "request")) >= N_CRASH // 4:

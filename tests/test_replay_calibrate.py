@@ -1,10 +1,12 @@
 import random
+from typing import Any
 
 import numpy as np
 import pytest
 from replay_helpers import dataset, synthetic
 
 from cascade._errors import ConfigError
+from cascade.replay import Policy
 from cascade.replay._fit import (
     CVResult,
     FitConfig,
@@ -16,7 +18,7 @@ from cascade.replay._fit import (
 )
 
 
-def test_clopper_pearson_known_values():
+def test_clopper_pearson_known_values() -> None:
     # zero errors: the bound solves (1 - p)^n = delta
     assert clopper_pearson_upper(0, 10, 0.05) == pytest.approx(1 - 0.05 ** (1 / 10))
     assert clopper_pearson_upper(5, 5, 0.1) == 1.0
@@ -25,7 +27,7 @@ def test_clopper_pearson_known_values():
 
 
 @pytest.mark.parametrize(("errors", "n", "delta"), [(1, 20, 0.1), (3, 100, 0.05), (12, 285, 0.1 / 7), (40, 1031, 0.01)])
-def test_clopper_pearson_is_the_exact_binomial_tail_bound(errors, n, delta):
+def test_clopper_pearson_is_the_exact_binomial_tail_bound(errors: int, n: int, delta: float) -> None:
     """The upper bound u is the rate at which seeing <= ``errors`` of ``n`` has probability exactly delta:
     any rate above it would make the observed count rarer than delta."""
     from scipy.stats import binom
@@ -35,7 +37,7 @@ def test_clopper_pearson_is_the_exact_binomial_tail_bound(errors, n, delta):
     assert binom.cdf(errors, n, u * 0.99) > delta > binom.cdf(errors, n, min(1.0, u * 1.01))
 
 
-def test_fit_logistic_recovers_slope_sign():
+def test_fit_logistic_recovers_slope_sign() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=2000)
     y = (rng.random(2000) < 1 / (1 + np.exp(-(0.5 + 2 * x)))).astype(float)
@@ -45,7 +47,7 @@ def test_fit_logistic_recovers_slope_sign():
     assert a == pytest.approx(0.5, abs=0.25) and b == pytest.approx(2.0, abs=0.4)
 
 
-def true_risk(pol) -> float:
+def true_risk(pol: Policy) -> float:
     """Exact out-of-sample disagreement of a fitted policy under the synthetic law
     P(cheap agrees | conf) = 0.3 + 0.65 conf, conf ~ U(0, 1): integrate over the accepted confidences."""
     if pol.models == ["top"]:
@@ -58,7 +60,7 @@ def true_risk(pol) -> float:
 
 
 @pytest.mark.parametrize("method", ["ltt", "ltt-split"])
-def test_ltt_guarantee_holds_out_of_sample(method):
+def test_ltt_guarantee_holds_out_of_sample(method: str) -> None:
     """Refit on fresh samples of 120; the true risk exceeds epsilon in at most delta of the fits."""
     rng = random.Random(1)
     eps, delta, runs = 0.12, 0.2, 60
@@ -73,7 +75,7 @@ def test_ltt_guarantee_holds_out_of_sample(method):
     assert sum(saved) > runs / 2  # the bound is not vacuous: it usually certifies a cheaper ladder
 
 
-def test_empirical_method_violates_more_often_than_ltt():
+def test_empirical_method_violates_more_often_than_ltt() -> None:
     rng = random.Random(2)
     eps = 0.12
     bad = {"ltt": 0, "empirical": 0}
@@ -86,7 +88,7 @@ def test_empirical_method_violates_more_often_than_ltt():
     assert bad["ltt"] <= 4
 
 
-def separable(n: int) -> list:
+def separable(n: int) -> list[dict[str, Any]]:
     """Half the queries: cheap confident (0.9) and right; half: unsure (0.1) and wrong. Top always right."""
     from replay_helpers import PRICES, entry, record
 
@@ -104,7 +106,7 @@ def separable(n: int) -> list:
     ]
 
 
-def test_cross_validate_known_outcomes():
+def test_cross_validate_known_outcomes() -> None:
     ds = dataset(separable(40))
     cfgs = [
         FitConfig("empirical", "agreement", 0.05),
@@ -122,7 +124,7 @@ def test_cross_validate_known_outcomes():
     assert select_by_cv(list(res.values())).config in (cfgs[0], cfgs[2], cfgs[3])
 
 
-def test_select_by_cv_cheapest_within_tolerance_else_most_accurate():
+def test_select_by_cv_cheapest_within_tolerance_else_most_accurate() -> None:
     a, b, c = FitConfig("ltt", "agreement", 0.03), FitConfig("ltt", "agreement", 0.08), FitConfig("empirical")
     res = [CVResult(a, -0.2, 0.8), CVResult(b, -0.6, 0.3), CVResult(c, -0.5, 0.5)]
     assert select_by_cv(res).config == c  # b is cheaper but 0.6 points below
@@ -132,13 +134,13 @@ def test_select_by_cv_cheapest_within_tolerance_else_most_accurate():
         select_by_cv([])
 
 
-def test_cross_validate_rejects_bad_folds():
+def test_cross_validate_rejects_bad_folds() -> None:
     ds = dataset(separable(6))
     with pytest.raises(ConfigError, match="folds"):
         cross_validate(ds, ["cheap", "top"], "confidence", [FitConfig()], folds=10)
 
 
-def top_sometimes_wrong(n: int) -> list:
+def top_sometimes_wrong(n: int) -> list[dict[str, Any]]:
     """cheap is always right and confident; top is wrong on every fifth query (so they disagree there)."""
     from replay_helpers import PRICES, entry, record
 
@@ -156,7 +158,7 @@ def top_sometimes_wrong(n: int) -> list:
     ]
 
 
-def test_loss_target_does_not_count_disagreements_where_the_top_rung_is_wrong():
+def test_loss_target_does_not_count_disagreements_where_the_top_rung_is_wrong() -> None:
     ds = dataset(top_sometimes_wrong(100))
     # disagreement with the top is 20% > epsilon: only the top rung alone is certified
     agree = fit_policy(ds, ["cheap", "top"], "confidence", target="agreement", epsilon=0.1)
@@ -168,7 +170,7 @@ def test_loss_target_does_not_count_disagreements_where_the_top_rung_is_wrong():
     assert loss.fit["accuracy"] == 1.0 and loss.fit["top_accuracy"] == pytest.approx(0.8)
 
 
-def test_report_measures_the_loss_through_the_engine():
+def test_report_measures_the_loss_through_the_engine() -> None:
     from cascade.replay._report import evaluate
 
     recs = top_sometimes_wrong(50)
@@ -182,7 +184,7 @@ def test_report_measures_the_loss_through_the_engine():
     assert rep["accuracy"] == pytest.approx(40 / 50)
 
 
-def test_accuracy_target_bounds_the_error_of_the_cascade():
+def test_accuracy_target_bounds_the_error_of_the_cascade() -> None:
     ds = dataset(top_sometimes_wrong(100))  # top is wrong on 20 of 100, cheap always right
     pol = fit_policy(ds, ["cheap", "top"], "confidence", target="accuracy", epsilon=0.1)
     assert pol.models == ["cheap", "top"] and pol.fit["risk"] == 0 and pol.fit["accuracy"] == 1.0

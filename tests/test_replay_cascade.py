@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 from replay_helpers import PRICES, dataset, tiny, voting_records, write
@@ -13,7 +14,7 @@ def _policy(thr: float) -> Policy:
     return Policy("tiny", "confidence", rungs, thr, method="fixed")
 
 
-def test_real_cascade_equals_simulation_and_ledger():
+def test_real_cascade_equals_simulation_and_ledger() -> None:
     ds = dataset(tiny())
     recs = ds.split("test")
     pol = _policy(0.8)
@@ -25,7 +26,7 @@ def test_real_cascade_equals_simulation_and_ledger():
     assert outs[2].cost_usd == (110 + 550 + 2200) / 1e6
 
 
-def test_cli_eval_json_keys_and_tune_writes_policy(tmp_path, capsys):
+def test_cli_eval_json_keys_and_tune_writes_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path / "tiny.jsonl.gz", tiny())
     assert (
         main(
@@ -80,13 +81,13 @@ def test_cli_eval_json_keys_and_tune_writes_policy(tmp_path, capsys):
     assert "Cascade.from_policy" not in text  # no snippet to paste for a policy without its guarantee
 
 
-def test_cli_unknown_model_is_a_clear_error(tmp_path, capsys):
+def test_cli_unknown_model_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path / "tiny.jsonl.gz", tiny())
     assert main(["eval", str(path), "--ladder", "cheap,gpt-9", "--validator", "confidence"]) == 2
     assert "gpt-9" in capsys.readouterr().err
 
 
-def test_self_consistency_draws_samples_through_the_engine():
+def test_self_consistency_draws_samples_through_the_engine() -> None:
     ds = dataset(voting_records())
     recs = ds.split("test")
     rungs = [
@@ -103,7 +104,7 @@ def test_self_consistency_draws_samples_through_the_engine():
     assert [o.cost_usd for o in outs] == pytest.approx([d[2] for d in map(pol.decide, recs)], rel=1e-12)
 
 
-def test_fitted_agreement_and_consistency_policies_replay_identically():
+def test_fitted_agreement_and_consistency_policies_replay_identically() -> None:
     from cascade.replay._fit import fit_policy
 
     ds = dataset(tiny())
@@ -122,7 +123,7 @@ def test_fitted_agreement_and_consistency_policies_replay_identically():
     assert [o.cost_usd for o in vouts] == pytest.approx([d[2] for d in vfast], rel=1e-12)
 
 
-def test_policy_round_trips_through_json(tmp_path):
+def test_policy_round_trips_through_json(tmp_path: Path) -> None:
     pol = _policy(0.7)
     pol.save(tmp_path / "p.json")
     again = Policy.load(tmp_path / "p.json")
@@ -134,7 +135,9 @@ def test_policy_round_trips_through_json(tmp_path):
         Policy.load(tmp_path / "bad.json")
 
 
-def test_cli_fixed_threshold_self_consistency_votes_over_the_recorded_samples(tmp_path, capsys):
+def test_cli_fixed_threshold_self_consistency_votes_over_the_recorded_samples(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write(tmp_path / "votes.jsonl.gz", voting_records())
     base = ["eval", str(path), "--ladder", "voter,top", "--validator", "consistency", "--thresholds", "0.75", "--json"]
     assert main(base) == 0  # default: all 4 samples vote; shares 1.0, 0.5, 1.0

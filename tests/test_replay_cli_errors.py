@@ -2,6 +2,7 @@
 value, never a traceback."""
 
 import json
+from pathlib import Path
 
 import pytest
 from replay_helpers import tiny, voting_records, write
@@ -10,11 +11,11 @@ from cascade._cli import main
 
 
 @pytest.fixture
-def tiny_path(tmp_path):
+def tiny_path(tmp_path: Path) -> str:
     return str(write(tmp_path / "tiny.jsonl.gz", tiny()))
 
 
-def _one_line_error(capsys, *needles: str) -> str:
+def _one_line_error(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
     err = capsys.readouterr().err.strip()
     assert "Traceback" not in err and len(err.splitlines()) == 1, err
     for n in needles:
@@ -50,12 +51,14 @@ def _one_line_error(capsys, *needles: str) -> str:
         ),
     ],
 )
-def test_eval_bad_input(tiny_path, capsys, extra, needles):
+def test_eval_bad_input(
+    tiny_path: str, capsys: pytest.CaptureFixture[str], extra: list[str], needles: list[str]
+) -> None:
     assert main(["eval", tiny_path, *extra]) == 2
     _one_line_error(capsys, *needles)
 
 
-def test_missing_file_and_unknown_dataset(tmp_path, capsys):
+def test_missing_file_and_unknown_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", str(tmp_path / "missing.jsonl"), "--ladder", "a,b", "--validator", "confidence"]) == 2
     _one_line_error(capsys, "data", "missing.jsonl'")
     write(tmp_path / "tiny.jsonl.gz", tiny())
@@ -64,13 +67,15 @@ def test_missing_file_and_unknown_dataset(tmp_path, capsys):
     _one_line_error(capsys, "unknown dataset 'nope'", "['tiny']")
 
 
-def test_confidence_needs_a_recorded_confidence(tmp_path, capsys):
+def test_confidence_needs_a_recorded_confidence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = str(write(tmp_path / "votes.jsonl.gz", voting_records()))  # no confidence recorded
     assert main(["eval", path, "--ladder", "voter,top", "--validator", "confidence", "--thresholds", "0.5"]) == 2
     _one_line_error(capsys, "--validator confidence", "'voter'")
 
 
-def test_tune_unwritable_out_and_policy_mismatch(tiny_path, tmp_path, capsys):
+def test_tune_unwritable_out_and_policy_mismatch(
+    tiny_path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert (
         main(
             [
@@ -145,14 +150,16 @@ def test_tune_unwritable_out_and_policy_mismatch(tiny_path, tmp_path, capsys):
         ("{not json", "policy file"),
     ],
 )
-def test_bad_policy_file(tiny_path, tmp_path, capsys, body, needle):
+def test_bad_policy_file(
+    tiny_path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, needle: str
+) -> None:
     p = tmp_path / "bad.json"
     p.write_text(body)
     assert main(["eval", tiny_path, "--ladder", "cheap,top", "--validator", "confidence", "--policy", str(p)]) == 2
     _one_line_error(capsys, needle)
 
 
-def test_a_reader_that_leaves_early_is_not_an_error(tiny_path):
+def test_a_reader_that_leaves_early_is_not_an_error(tiny_path: str) -> None:
     """`cascade eval ... | head`: the pipe is gone before the report is written; no traceback, exit 0."""
     import subprocess
     import sys
@@ -160,13 +167,16 @@ def test_a_reader_that_leaves_early_is_not_an_error(tiny_path):
     cmd = [sys.executable, "-m", "cascade._cli", "eval", tiny_path, "--ladder", "cheap,top",
            "--validator", "confidence", "--thresholds", "0.5"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None  # both are pipes
     proc.stdout.close()  # the reader leaves before a line is written
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0, err
     assert "Traceback" not in err and "BrokenPipe" not in err, err
 
 
-def test_tune_writes_nothing_unasked_and_fails_when_not_certified(tiny_path, tmp_path, capsys, monkeypatch):
+def test_tune_writes_nothing_unasked_and_fails_when_not_certified(
+    tiny_path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     certified = ["--split", "test", "--epsilon", "0.6", "--delta", "0.5", "--method", "empirical"]
     assert main(["tune", tiny_path, "--ladder", "cheap,top", "--validator", "confidence", *certified]) == 0
@@ -180,7 +190,7 @@ def test_tune_writes_nothing_unasked_and_fails_when_not_certified(tiny_path, tmp
     assert list(tmp_path.iterdir()) == [tmp_path / "tiny.jsonl.gz"]
 
 
-def test_eval_says_which_threshold_it_used(tiny_path, capsys):
+def test_eval_says_which_threshold_it_used(tiny_path: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", tiny_path, "--ladder", "cheap,top", "--validator", "confidence"]) == 0
     captured = capsys.readouterr()
     assert "--thresholds 0.5" in captured.err and "no --thresholds" in captured.err
@@ -189,7 +199,7 @@ def test_eval_says_which_threshold_it_used(tiny_path, capsys):
 
 
 @pytest.mark.parametrize("command", ["eval", "tune", "stats"])
-def test_an_unknown_flag_prints_the_subcommands_usage(command, capsys):
+def test_an_unknown_flag_prints_the_subcommands_usage(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         required = [] if command == "stats" else ["--ladder", "a,b", "--validator", "confidence"]
         main([command, "x.jsonl", *required, "--no-such-flag"])

@@ -9,14 +9,14 @@ from cascade import ConfigError
 from cascade.replay import iter_records, load_dataset
 
 
-def test_loads_records_and_models_in_order(tmp_path):
+def test_loads_records_and_models_in_order(tmp_path: Path) -> None:
     ds = load_dataset(write(tmp_path / "tiny.jsonl.gz", tiny()))
     assert ds.model_names == ["cheap", "mid", "top"]
     assert [r.id for r in ds.split("test")] == ["q0", "q1", "q2", "q3"]
     assert ds.split("train") == []
 
 
-def test_bad_field_names_file_line_and_field(tmp_path):
+def test_bad_field_names_file_line_and_field(tmp_path: Path) -> None:
     recs = tiny()
     recs[2]["responses"]["mid"]["cost_usd"] = -1
     path = write(tmp_path / "bad.jsonl.gz", recs)
@@ -26,7 +26,7 @@ def test_bad_field_names_file_line_and_field(tmp_path):
     assert "bad.jsonl.gz:3" in msg and "responses.mid.cost_usd" in msg and "-1" in msg
 
 
-def test_bad_json_and_duplicate_id(tmp_path):
+def test_bad_json_and_duplicate_id(tmp_path: Path) -> None:
     path = tmp_path / "x.jsonl.gz"
     with gzip.open(path, "wt") as fh:
         fh.write(json.dumps(tiny()[0]) + "\n{not json\n")
@@ -37,14 +37,14 @@ def test_bad_json_and_duplicate_id(tmp_path):
         list(iter_records(path2))
 
 
-def test_models_must_match_across_records(tmp_path):
+def test_models_must_match_across_records(tmp_path: Path) -> None:
     recs = tiny()
     del recs[1]["responses"]["mid"]
     with pytest.raises(ConfigError, match=r"'q1'.*responses"):
         load_dataset(write(tmp_path / "gap.jsonl.gz", recs))
 
 
-def test_missing_dataset_is_a_clear_error(tmp_path):
+def test_missing_dataset_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="nope"):
         load_dataset("nope", tmp_path)
 

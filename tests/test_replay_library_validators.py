@@ -2,23 +2,25 @@
 and take the same decisions as the replay policy at the same (uncalibrated) threshold."""
 
 import asyncio
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from replay_helpers import PRICES, dataset, tiny, voting_records
 
-from cascade import Cascade, Ladder, RetryPolicy, Rung
-from cascade.replay import Policy, ReplayProvider, RungPolicy, load_dataset
+from cascade import Cascade, CascadeResult, Ladder, RetryPolicy, Rung
+from cascade.replay import Dataset, Policy, Record, ReplayProvider, RungPolicy, load_dataset
 from cascade.replay._data import default_data_dir
 from cascade.validators import Confidence, SelfConsistency
 
 
-def _run(ds, rungs, records):
+def _run(ds: Dataset, rungs: list[Rung], records: Sequence[Record]) -> list[CascadeResult[Any]]:
     cascade = Cascade(Ladder(rungs), on_exhausted="best_effort")
     inputs = [{"messages": list(r.messages), "extra": {"replay_id": r.id}} for r in records]
     return asyncio.run(cascade.map(inputs))
 
 
-def _rung(provider, model, validators):
+def _rung(provider: ReplayProvider, model: str, validators: Any) -> Rung:
     return Rung(
         name=model,
         provider=provider,
@@ -30,7 +32,7 @@ def _rung(provider, model, validators):
     )
 
 
-def test_confidence_validator_on_replay_matches_policy():
+def test_confidence_validator_on_replay_matches_policy() -> None:
     ds = dataset(tiny())
     p = ReplayProvider(ds)
     results = _run(
@@ -49,7 +51,7 @@ def test_confidence_validator_on_replay_matches_policy():
     assert [r.cost_usd for r in results] == pytest.approx([f[2] for f in fast], rel=1e-12)
 
 
-def test_self_consistency_validator_on_replay_matches_policy():
+def test_self_consistency_validator_on_replay_matches_policy() -> None:
     ds = dataset(voting_records())
     p = ReplayProvider(ds, order="interleave")
     results = _run(
@@ -70,7 +72,7 @@ def test_self_consistency_validator_on_replay_matches_policy():
 
 
 @pytest.mark.skipif(not (default_data_dir() / "mmlu.jsonl.gz").exists(), reason="recorded data not found")
-def test_confidence_validator_reads_recorded_logprobs_on_mmlu():
+def test_confidence_validator_reads_recorded_logprobs_on_mmlu() -> None:
     ds = load_dataset("mmlu")
     recs = ds.split("test")[:300]
     p = ReplayProvider(ds)
@@ -94,7 +96,7 @@ def test_confidence_validator_reads_recorded_logprobs_on_mmlu():
     assert 0 < sum(accepted_cheap) < len(recs)
 
 
-def _edited(edits: dict[str, dict]) -> list[dict]:
+def _edited(edits: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """tiny() with cheap's sample replaced per record id (text, logprob, confidence, ...)."""
     recs = tiny()
     for r in recs:
@@ -102,7 +104,7 @@ def _edited(edits: dict[str, dict]) -> list[dict]:
     return recs
 
 
-def test_confidence_validator_reads_a_recorded_logprob():
+def test_confidence_validator_reads_a_recorded_logprob() -> None:
     """No recorded confidence, only a logprob: the provider serves it as ``Completion.logprobs`` and the
     library's Confidence check turns it back into a probability."""
     import math
@@ -119,7 +121,7 @@ def test_confidence_validator_reads_a_recorded_logprob():
     assert first.verdicts[0].score == pytest.approx(0.9)
 
 
-def test_json_schema_validator_reads_replayed_text_and_ledger_gets_recorded_tokens():
+def test_json_schema_validator_reads_replayed_text_and_ledger_gets_recorded_tokens() -> None:
     from cascade.validators import JsonSchema
 
     schema = {"type": "object", "properties": {"label": {"enum": ["A", "B", "C"]}}, "required": ["label"]}

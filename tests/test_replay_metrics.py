@@ -5,13 +5,13 @@ from cascade.replay import accuracy, apgr, best_single, cost_per_query, hull_auc
 from cascade.replay._metrics import cost_at_accuracy
 
 
-def test_accuracy_and_cost():
+def test_accuracy_and_cost() -> None:
     assert accuracy([True, False, True, True]) == 0.75
     assert accuracy([]) == 0.0
     assert cost_per_query([1.0, 2.0, 3.0]) == 2.0
 
 
-def test_single_models_best_and_oracle_on_known_recording():
+def test_single_models_best_and_oracle_on_known_recording() -> None:
     ds = dataset(tiny())
     recs = ds.split("test")
     singles = {s.model: s for s in single_models(recs, PRICES)}
@@ -25,18 +25,18 @@ def test_single_models_best_and_oracle_on_known_recording():
     assert cost == pytest.approx((110 + 110 + 660 + 2860) / 4 / 1e6)
 
 
-def test_best_single_tie_goes_to_cheaper():
+def test_best_single_tie_goes_to_cheaper() -> None:
     from cascade.replay._metrics import SingleModel
 
     assert best_single([SingleModel("a", 0.8, 2.0), SingleModel("b", 0.8, 1.0)]).model == "b"
 
 
-def test_upper_hull_drops_dominated_and_concave_violations():
+def test_upper_hull_drops_dominated_and_concave_violations() -> None:
     pts = [(1.0, 0.5), (2.0, 0.55), (3.0, 0.9), (4.0, 0.8), (5.0, 0.95)]
     assert upper_hull(pts) == [(1.0, 0.5), (3.0, 0.9), (5.0, 0.95)]
 
 
-def test_hull_auc_is_mean_accuracy_over_cost_range():
+def test_hull_auc_is_mean_accuracy_over_cost_range() -> None:
     # (1, 0.5) lies below the chord from (0, 0.5) to (2, 1.0): the hull is that chord, mean 0.75
     assert hull_auc([(0.0, 0.5), (1.0, 0.5), (2.0, 1.0)], 0.0, 2.0) == pytest.approx(0.75)
     # a concave curve: 0.5 -> 0.9 over [0, 1], then 0.9 -> 1.0 over [1, 2]: area 0.7 + 0.95 over width 2
@@ -51,7 +51,7 @@ def test_hull_auc_is_mean_accuracy_over_cost_range():
         hull_auc([(0.0, 1.0)], 1.0, 1.0)
 
 
-def test_apgr_random_mixing_is_half_and_oracle_like_is_near_one():
+def test_apgr_random_mixing_is_half_and_oracle_like_is_near_one() -> None:
     weak, strong = (1.0, 0.6), (3.0, 0.9)
     assert apgr([], weak, strong) == pytest.approx(0.5)
     # reaching the strong accuracy at the weak cost recovers the whole gap
@@ -60,13 +60,13 @@ def test_apgr_random_mixing_is_half_and_oracle_like_is_near_one():
     assert apgr([(2.0, 0.9)], weak, strong) == pytest.approx(0.75)
 
 
-def test_cost_at_accuracy():
+def test_cost_at_accuracy() -> None:
     pts = [(1.0, 0.7), (2.0, 0.85), (3.0, 0.9)]
     assert cost_at_accuracy(pts, 0.8) == 2.0
     assert cost_at_accuracy(pts, 0.95) is None
 
 
-def test_report_figures_on_known_recording():
+def test_report_figures_on_known_recording() -> None:
     """Every figure of ``evaluate`` (replayed through the real Cascade) on the 4-query recording,
     worked out by hand. Costs in micro-dollars: cheap 110, mid 550, top 2200 per call."""
     from cascade.replay import Policy, RungPolicy

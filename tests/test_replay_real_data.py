@@ -27,7 +27,7 @@ def _data_dir(name: str) -> Path:
 
 
 @needs_full_data
-def test_mot_date_self_consistency_cascade_equals_fast_path():
+def test_mot_date_self_consistency_cascade_equals_fast_path() -> None:
     ds = load_dataset("mot_date")
     pol = fit_policy(ds, ["gpt-3.5-turbo", "gpt-4"], "consistency", epsilon=0.1, ks=(4, 10))
     assert pol.models == ["gpt-3.5-turbo", "gpt-4"]  # a cheaper ladder is certified at this epsilon
@@ -40,7 +40,7 @@ def test_mot_date_self_consistency_cascade_equals_fast_path():
 
 
 @pytest.mark.parametrize("name", ["mmlu", "medmcqa", "mot_date", "routerbench_arc_challenge", "extractgpt_ae110k"])
-def test_single_model_accuracy_matches_catalog(name):
+def test_single_model_accuracy_matches_catalog(name: str) -> None:
     """Same number of right answers as the catalog. The catalog's accuracy is over scored records only
     (``n_scored``); ours counts an unscored answer (``correct: null``) as wrong, so it is over all ``n``."""
     ds = load_dataset(name, data_dir=_data_dir(name))

@@ -207,6 +207,7 @@ def test_tls_is_verified_by_default(self_signed_https: str) -> None:
     with Cascade(one_rung(p), on_exhausted="best_effort") as c:
         result = c.run_sync(MSG)
     assert not result.accepted and result.attempts[0].reasons == ["connection_error"]
+    assert result.attempts[0].error is not None
     assert "CERTIFICATE_VERIFY_FAILED" in result.attempts[0].error["message"]
 
 

@@ -60,6 +60,7 @@ def test_every_sampled_answer_is_compared_with_the_top_and_estimated() -> None:
     assert est is not None and est.compared == 32 and est.disagreed == len(disagreed)
     assert est.lost_vs_top == pytest.approx(len(disagreed) / 40)
     lo, hi = est.lost_ci or (0.0, 0.0)
+    assert est.lost_vs_top is not None
     assert lo <= est.lost_vs_top <= hi
     assert estimate_from_events(sink.events) == est  # the same estimate from the log
     assert all(e["cost_usd"] == pytest.approx(110 * 10 / 1e6) for e in events)

@@ -23,7 +23,9 @@ def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
     code = main(["stats", "--json", *args])
     out = capsys.readouterr().out
     assert code == 0
-    return json.loads(out)  # stdout is nothing but JSON
+    data = json.loads(out)  # stdout is nothing but JSON
+    assert isinstance(data, dict)
+    return data
 
 
 def four_requests() -> LogBuilder:

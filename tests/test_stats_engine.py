@@ -19,10 +19,7 @@ from checks import is_json
 
 from cascade import Cascade, CascadeExhausted, Ladder, OpenAICompatible, RetryPolicy, Rung
 from cascade._cli import main
-
-# the suite's test server (and the ``server`` fixture) come with the lead's cascade.testing
-_testing = pytest.importorskip("cascade.testing")
-Reply, TestServer = _testing.Reply, _testing.TestServer
+from cascade.testing import Reply, TestServer
 
 FAST_RETRY = RetryPolicy(attempts=3, initial_wait_s=0.01, max_wait_s=0.02)
 PRICES = {"small": (0.1, 0.4), "medium": (1.0, 4.0), "large": (10.0, 30.0)}  # USD per 1M tokens

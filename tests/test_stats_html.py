@@ -153,7 +153,13 @@ def test_the_page_renders_without_console_errors_and_shows_the_json_numbers(
     dom.feed(run.stdout)
     paths = {p for p, _ in dom.figures}
     assert len(dom.figures) >= 80
-    prefixes = ("requests", "cost_usd", "savings_pct", "by_rung.small.", "by_rung.small.scores.confidence.p50")
+    prefixes: tuple[str, ...] = (
+        "requests",
+        "cost_usd",
+        "savings_pct",
+        "by_rung.small.",
+        "by_rung.small.scores.confidence.p50",
+    )
     prefixes += ("compare.findings.", "by_metadata.groups.chat.", "slices.rows.", "by_rung.medium.reasons.")
     for prefix in prefixes:
         assert any(p.startswith(prefix) for p in paths), prefix

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,9 @@ def real_events(real_log: Path) -> list[dict[str, Any]]:
 
 def stats_json(capsys: CapSys, *args: str) -> dict[str, Any]:
     assert main(["stats", "--json", *args]) == 0
-    return json.loads(capsys.readouterr().out)
+    data = json.loads(capsys.readouterr().out)
+    assert isinstance(data, dict)
+    return data
 
 
 def stats_text(capsys: CapSys, *args: str) -> str:
@@ -329,6 +332,7 @@ def test_export_one_row_per_attempt_and_per_request(tmp_path: Path, capsys: CapS
         out = tmp_path / f"{log.stem}.{fmt}"
         assert main(["stats", str(log), "--export", fmt, str(out)]) == 0
         assert f"rows exported to {out}" in capsys.readouterr().out
+        num: Callable[[Any], float]
         if fmt == "csv":
             with out.open(newline="") as f:
                 rows = list(csv.DictReader(f))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import MutableMapping
 from typing import Any
 
 import pytest
@@ -26,7 +27,7 @@ def ladder(server: TestServer, top_price: float = 1.0) -> list[Rung]:
     ]
 
 
-def levels(logs: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+def levels(logs: list[MutableMapping[str, Any]]) -> list[tuple[str, str, str]]:
     return [(e["event"], str(e.get("outcome")), e["log_level"]) for e in logs]
 
 

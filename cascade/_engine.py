@@ -12,7 +12,7 @@ import time
 import uuid
 import warnings
 import weakref
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, cast
 
 from ._breaker import BreakerGate
@@ -40,6 +40,21 @@ OnExhausted = Literal["raise", "best_effort"]
 DEFAULT_SAMPLE_TEMPERATURE = 0.7
 """Samples' temperature when neither the check nor the request sets one above 0."""
 _ROLES = frozenset({"system", "user", "assistant", "tool", "developer"})
+
+
+@dataclasses.dataclass(frozen=True)
+class _BatchOptions:
+    """The options of one batch (``imap``/``map``/``map_sync``), checked once and passed through whole."""
+
+    concurrency: int
+    resume_from: str | os.PathLike[str] | None
+    resume_changed: ResumeChanged
+    progress: bool | None
+    on_progress: ProgressCallback | None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.concurrency, int) or self.concurrency < 1:
+            raise ConfigError(f"concurrency: expected an integer >= 1, got {self.concurrency!r}")
 
 
 class Cascade(Generic[T]):
@@ -242,13 +257,88 @@ class Cascade(Generic[T]):
         (see ``cascade._logs._resume``); if they were decided by another ladder or other checks, the
         batch is refused unless ``resume_changed`` is ``"rerun"`` (run them again) or ``"reuse"``.
         ``progress`` and ``on_progress``: see ``cascade._progress``."""
-        if not isinstance(concurrency, int) or concurrency < 1:
-            raise ConfigError(f"concurrency: expected an integer >= 1, got {concurrency!r}")
-        tracker = ProgressTracker(inputs, progress, on_progress)
+        batch = self._stream(inputs, _BatchOptions(concurrency, resume_from, resume_changed, progress, on_progress))
+        async with contextlib.aclosing(batch):  # leaving the loop early stops the workers now, not at GC
+            async for got in batch:
+                yield got
+
+    async def map(
+        self,
+        inputs: Iterable[Any],
+        *,
+        concurrency: int = 16,
+        resume_from: str | os.PathLike[str] | None = None,
+        resume_changed: ResumeChanged = "refuse",
+        progress: bool | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[CascadeResult[T]]:
+        """Run a batch; results in input order, per-item failures isolated (see ``imap``)."""
+        return await self._collect(
+            inputs, _BatchOptions(concurrency, resume_from, resume_changed, progress, on_progress)
+        )
+
+    def map_sync(
+        self,
+        inputs: Iterable[Any],
+        *,
+        concurrency: int = 16,
+        resume_from: str | os.PathLike[str] | None = None,
+        resume_changed: ResumeChanged = "refuse",
+        progress: bool | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[CascadeResult[T]]:
+        """Blocking ``map`` for code without an event loop (in a notebook: ``await cascade.map(...)``)."""
+        loop = self._loop()
+        options = _BatchOptions(concurrency, resume_from, resume_changed, progress, on_progress)
+        return loop.run_until_complete(self._collect(inputs, options))
+
+    async def aclose(self) -> None:
+        """Wait for running shadow audits, then close the providers' connections of the running loop and
+        the log sink."""
+        if self.shadow is not None:
+            await self.shadow.drain()
+        for rung in self.ladder.rungs:
+            await rung.provider.aclose()
+        self.events.close()
+
+    def close(self) -> None:
+        """Close what ``run_sync`` opened in every thread (each thread's loop and its connections) and
+        the log sink. A loop busy in another thread right now is left to that thread."""
+        with self._loops_lock:
+            loops = list(self._loops)
+        for loop in loops:
+            if loop.is_closed() or loop.is_running():
+                continue
+            for rung in self.ladder.rungs:
+                loop.run_until_complete(rung.provider.aclose())
+            loop.close()
+        self.events.close()
+
+    async def __aenter__(self) -> Cascade[T]:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __enter__(self) -> Cascade[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ one batch
+
+    async def _stream(
+        self, inputs: Iterable[Any], options: _BatchOptions
+    ) -> AsyncGenerator[tuple[int, CascadeResult[T]], None]:
+        """``imap``'s work: ``options.concurrency`` workers drain ``inputs``, results in finishing order."""
+        concurrency = options.concurrency
+        tracker = ProgressTracker(inputs, options.progress, options.on_progress)
         items = enumerate(inputs)
         queue: asyncio.Queue[tuple[int, CascadeResult[T]] | None] = asyncio.Queue(maxsize=concurrency * 2)
-        resume = None if resume_from is None else Resume.load(resume_from, self._walker.fingerprint, resume_changed)
-        if resume is not None:
+        resume = None
+        if options.resume_from is not None:
+            resume = Resume.load(options.resume_from, self._walker.fingerprint, options.resume_changed)
             self.events.emit(resume.summary_event())
 
         async def one(item: Any) -> CascadeResult[T]:
@@ -291,27 +381,10 @@ class Cascade(Generic[T]):
         if failed:
             raise failed[0]
 
-    async def map(
-        self,
-        inputs: Iterable[Any],
-        *,
-        concurrency: int = 16,
-        resume_from: str | os.PathLike[str] | None = None,
-        resume_changed: ResumeChanged = "refuse",
-        progress: bool | None = None,
-        on_progress: ProgressCallback | None = None,
-    ) -> list[CascadeResult[T]]:
-        """Run a batch; results in input order, per-item failures isolated (see ``imap``)."""
+    async def _collect(self, inputs: Iterable[Any], options: _BatchOptions) -> list[CascadeResult[T]]:
+        """``map``'s work: the streamed results put back in input order."""
         out: list[CascadeResult[T] | None] = []  # a list, not a dict by index: ~100 bytes less per result
-        batch = self.imap(
-            inputs,
-            concurrency=concurrency,
-            resume_from=resume_from,
-            resume_changed=resume_changed,
-            progress=progress,
-            on_progress=on_progress,
-        )
-        async for index, result in batch:
+        async for index, result in self._stream(inputs, options):
             if index >= len(out):
                 out.extend([None] * (index + 1 - len(out)))
             out[index] = result
@@ -319,62 +392,6 @@ class Cascade(Generic[T]):
         if missing:  # never a short or holed batch in silence
             raise RuntimeError(f"map: no result for items {missing[:10]} of {len(out)} (a bug: please report it)")
         return cast("list[CascadeResult[T]]", out)
-
-    def map_sync(
-        self,
-        inputs: Iterable[Any],
-        *,
-        concurrency: int = 16,
-        resume_from: str | os.PathLike[str] | None = None,
-        resume_changed: ResumeChanged = "refuse",
-        progress: bool | None = None,
-        on_progress: ProgressCallback | None = None,
-    ) -> list[CascadeResult[T]]:
-        """Blocking ``map`` for code without an event loop (in a notebook: ``await cascade.map(...)``)."""
-        loop = self._loop()
-        batch = self.map(
-            inputs,
-            concurrency=concurrency,
-            resume_from=resume_from,
-            resume_changed=resume_changed,
-            progress=progress,
-            on_progress=on_progress,
-        )
-        return loop.run_until_complete(batch)
-
-    async def aclose(self) -> None:
-        """Wait for running shadow audits, then close the providers' connections of the running loop and
-        the log sink."""
-        if self.shadow is not None:
-            await self.shadow.drain()
-        for rung in self.ladder.rungs:
-            await rung.provider.aclose()
-        self.events.close()
-
-    def close(self) -> None:
-        """Close what ``run_sync`` opened in every thread (each thread's loop and its connections) and
-        the log sink. A loop busy in another thread right now is left to that thread."""
-        with self._loops_lock:
-            loops = list(self._loops)
-        for loop in loops:
-            if loop.is_closed() or loop.is_running():
-                continue
-            for rung in self.ladder.rungs:
-                loop.run_until_complete(rung.provider.aclose())
-            loop.close()
-        self.events.close()
-
-    async def __aenter__(self) -> Cascade[T]:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    def __enter__(self) -> Cascade[T]:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # ------------------------------------------------------------------ one request
 

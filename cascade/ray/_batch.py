@@ -36,6 +36,17 @@ JOB_BUDGET_REASON = "job_budget_exhausted"
 T = TypeVar("T")
 
 
+def check_factory(factory: object) -> None:
+    """Refuse a factory that cannot be called here, on the driver, not on every worker at its first batch."""
+    if not callable(factory):
+        raise ConfigError(f"factory: expected a callable factory(log) -> Cascade, got {factory!r:.80}")
+
+
+def absolute_dir(log_dir: str | os.PathLike[str] | None) -> str | None:
+    """The log directory as an absolute path: a worker may run in another folder than the driver."""
+    return None if log_dir is None else os.path.abspath(os.fspath(log_dir))
+
+
 class JobCap(Protocol):
     """The job-wide ledger, shared by every worker (a Ray actor for Ray Data)."""
 

@@ -12,7 +12,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigError
-from ._batch import BatchRunner, CascadeFactory
+from ._batch import BatchRunner, CascadeFactory, absolute_dir, check_factory
 from ._rows import RowSpec
 
 if TYPE_CHECKING:
@@ -171,12 +171,11 @@ def map_dataset(
     for name, value in (("workers", workers), ("concurrency", concurrency), ("batch_size", batch_size)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"{name}: expected an integer >= 1, got {value!r}")
-    if not callable(factory):
-        raise ConfigError(f"factory: expected a callable factory(log) -> Cascade, got {factory!r:.80}")
+    check_factory(factory)
     if budget is not None and not isinstance(budget, JobBudget):
         raise ConfigError(f"budget: expected a cascade.ray.JobBudget, got {budget!r:.80}")
     _ship_by_value(factory)
-    directory = None if log_dir is None else os.path.abspath(os.fspath(log_dir))
+    directory = absolute_dir(log_dir)
     if directory is not None:
         os.makedirs(directory, exist_ok=True)
     return ds.map_batches(

@@ -13,8 +13,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from .._errors import ConfigError
-from ._batch import BatchRunner, CascadeFactory
+from ._batch import BatchRunner, CascadeFactory, absolute_dir, check_factory
 from ._rows import RowSpec
 
 if TYPE_CHECKING:
@@ -43,12 +42,11 @@ class PartitionMapper:
         log_dir: str | os.PathLike[str] | None = None,
         resume: bool = True,
     ) -> None:
-        if not callable(factory):
-            raise ConfigError(f"factory: expected a callable factory(log) -> Cascade, got {factory!r:.80}")
+        check_factory(factory)
         self.factory = factory
         self.spec = RowSpec(messages=messages, prompt=prompt, system=system, id_column=id_column, fields=tuple(fields))
         self.concurrency = concurrency
-        self.log_dir = None if log_dir is None else os.path.abspath(os.fspath(log_dir))
+        self.log_dir = absolute_dir(log_dir)
         self.resume = resume
         self.id = uuid.uuid4().hex
 

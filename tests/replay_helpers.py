@@ -8,6 +8,8 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cascade.replay import Dataset, ModelInfo, Record
 
 PRICES = {"cheap": (1.0, 1.0), "mid": (5.0, 5.0), "top": (20.0, 20.0), "voter": (2.0, 3.0)}
@@ -64,6 +66,20 @@ def write(path: Path, recs: list[dict[str, Any]]) -> Path:
         for r in recs:
             fh.write(json.dumps(r) + "\n")
     return path
+
+
+def tune_tiny(path: str | Path, *options: str) -> list[str]:
+    """``cascade tune`` arguments over a ``tiny()`` recording: the cheap/top confidence ladder on its test split."""
+    return ["tune", str(path), "--ladder", "cheap,top", "--validator", "confidence", "--split", "test", *options]
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
+    """The command's stderr, asserted to be one line (no traceback) holding every needle."""
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    for n in needles:
+        assert n in err, (n, err)
+    return err
 
 
 def tiny() -> list[dict[str, Any]]:

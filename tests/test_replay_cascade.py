@@ -2,7 +2,7 @@ import json
 from pathlib import Path
 
 import pytest
-from replay_helpers import PRICES, dataset, tiny, voting_records, write
+from replay_helpers import PRICES, dataset, tiny, tune_tiny, voting_records, write
 
 from cascade._cli import main
 from cascade.replay import Policy, RungPolicy
@@ -52,29 +52,9 @@ def test_cli_eval_json_keys_and_tune_writes_policy(tmp_path: Path, capsys: pytes
     assert rep["engine_equals_simulation"] is True
     assert rep["rungs"][0]["escalation_rate"] == 0.5
     out = tmp_path / "pol.json"
-    assert (
-        main(
-            [
-                "tune",
-                str(path),
-                "--ladder",
-                "cheap,top",
-                "--validator",
-                "confidence",
-                "--split",
-                "test",
-                "--epsilon",
-                "0.5",
-                "--method",
-                "ltt",
-                "--target",
-                "agreement",
-                "--out",
-                str(out),
-            ]
-        )
-        == 1  # NOT certified: a CI step that tunes must fail, not carry on
-    )
+    ltt = ["--epsilon", "0.5", "--method", "ltt", "--target", "agreement"]
+    # NOT certified: a CI step that tunes must fail, not carry on
+    assert main(tune_tiny(path, *ltt, "--out", str(out))) == 1
     assert Policy.load(out).models[-1] == "top"  # asked for with --out: written, and said to be uncertified
     text = capsys.readouterr().out
     assert "NOT certified" in text and "(not certified)" in text

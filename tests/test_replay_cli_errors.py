@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-from replay_helpers import tiny, voting_records, write
+from replay_helpers import one_line_error, tiny, tune_tiny, voting_records, write
 
 from cascade._cli import main
 
@@ -13,14 +13,6 @@ from cascade._cli import main
 @pytest.fixture
 def tiny_path(tmp_path: Path) -> str:
     return str(write(tmp_path / "tiny.jsonl.gz", tiny()))
-
-
-def _one_line_error(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err
-    for n in needles:
-        assert n in err, (n, err)
-    return err
 
 
 @pytest.mark.parametrize(
@@ -55,82 +47,38 @@ def test_eval_bad_input(
     tiny_path: str, capsys: pytest.CaptureFixture[str], extra: list[str], needles: list[str]
 ) -> None:
     assert main(["eval", tiny_path, *extra]) == 2
-    _one_line_error(capsys, *needles)
+    one_line_error(capsys, *needles)
 
 
 def test_missing_file_and_unknown_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", str(tmp_path / "missing.jsonl"), "--ladder", "a,b", "--validator", "confidence"]) == 2
-    _one_line_error(capsys, "data", "missing.jsonl'")
+    one_line_error(capsys, "data", "missing.jsonl'")
     write(tmp_path / "tiny.jsonl.gz", tiny())
     (tmp_path / "catalog.json").write_text(json.dumps({"format_version": 1, "datasets": {"tiny": {}}}))
     assert main(["eval", "nope", "--data-dir", str(tmp_path), "--ladder", "a,b", "--validator", "confidence"]) == 2
-    _one_line_error(capsys, "unknown dataset 'nope'", "['tiny']")
+    one_line_error(capsys, "unknown dataset 'nope'", "['tiny']")
 
 
 def test_confidence_needs_a_recorded_confidence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = str(write(tmp_path / "votes.jsonl.gz", voting_records()))  # no confidence recorded
     assert main(["eval", path, "--ladder", "voter,top", "--validator", "confidence", "--thresholds", "0.5"]) == 2
-    _one_line_error(capsys, "--validator confidence", "'voter'")
+    one_line_error(capsys, "--validator confidence", "'voter'")
 
 
 def test_tune_unwritable_out_and_policy_mismatch(
     tiny_path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert (
-        main(
-            [
-                "tune",
-                tiny_path,
-                "--ladder",
-                "cheap,top",
-                "--validator",
-                "confidence",
-                "--split",
-                "test",
-                "--epsilon",
-                "0.5",
-                "--method",
-                "ltt",
-                "--target",
-                "agreement",
-                "--out",
-                str(tmp_path / "no" / "p.json"),
-            ]
-        )
-        == 2
-    )
-    _one_line_error(capsys, "policy file", "p.json")
+    ltt = ["--epsilon", "0.5", "--method", "ltt", "--target", "agreement"]
+    assert main(tune_tiny(tiny_path, *ltt, "--out", str(tmp_path / "no" / "p.json"))) == 2
+    one_line_error(capsys, "policy file", "p.json")
     out = str(tmp_path / "p.json")
-    assert (
-        main(
-            [
-                "tune",
-                tiny_path,
-                "--ladder",
-                "cheap,top",
-                "--validator",
-                "confidence",
-                "--split",
-                "test",
-                "--epsilon",
-                "0.5",
-                "--delta",
-                "0.5",
-                "--method",
-                "empirical",
-                "--target",
-                "agreement",
-                "--out",
-                out,
-            ]
-        )
-        == 0
-    )
+    empirical = ["--epsilon", "0.5", "--delta", "0.5", "--method", "empirical", "--target", "agreement"]
+    assert main(tune_tiny(tiny_path, *empirical, "--out", out)) == 0
     capsys.readouterr()
     assert main(["eval", tiny_path, "--ladder", "cheap,mid,top", "--validator", "agreement", "--policy", out]) == 2
-    _one_line_error(capsys, "--validator", "'confidence'", "'agreement'")
+    one_line_error(capsys, "--validator", "'confidence'", "'agreement'")
     assert main(["eval", tiny_path, "--ladder", "mid,top", "--validator", "confidence", "--policy", out]) == 2
-    _one_line_error(capsys, "--ladder", "'cheap'")
+    one_line_error(capsys, "--ladder", "'cheap'")
 
 
 @pytest.mark.parametrize(
@@ -156,7 +104,7 @@ def test_bad_policy_file(
     p = tmp_path / "bad.json"
     p.write_text(body)
     assert main(["eval", tiny_path, "--ladder", "cheap,top", "--validator", "confidence", "--policy", str(p)]) == 2
-    _one_line_error(capsys, needle)
+    one_line_error(capsys, needle)
 
 
 def test_a_reader_that_leaves_early_is_not_an_error(tiny_path: str) -> None:
@@ -178,13 +126,13 @@ def test_tune_writes_nothing_unasked_and_fails_when_not_certified(
     tiny_path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    certified = ["--split", "test", "--epsilon", "0.6", "--delta", "0.5", "--method", "empirical"]
-    assert main(["tune", tiny_path, "--ladder", "cheap,top", "--validator", "confidence", *certified]) == 0
+    certified = ["--epsilon", "0.6", "--delta", "0.5", "--method", "empirical"]
+    assert main(tune_tiny(tiny_path, *certified)) == 0
     text = capsys.readouterr().out
     assert "nothing written" in text and "--out" in text and "Cascade(Ladder(rungs))" not in text
     assert list(tmp_path.iterdir()) == [tmp_path / "tiny.jsonl.gz"]  # no cascade-policy.json in the cwd
-    strict = ["--split", "test", "--epsilon", "0.5", "--method", "ltt"]  # LTT cannot certify 0.5 on 4 items
-    assert main(["tune", tiny_path, "--ladder", "cheap,top", "--validator", "confidence", *strict]) == 1
+    strict = ["--epsilon", "0.5", "--method", "ltt"]  # LTT cannot certify 0.5 on 4 items
+    assert main(tune_tiny(tiny_path, *strict)) == 1
     text = capsys.readouterr().out
     assert "NOT certified" in text and "nothing written" in text and "Cascade(" not in text
     assert list(tmp_path.iterdir()) == [tmp_path / "tiny.jsonl.gz"]

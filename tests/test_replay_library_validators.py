@@ -2,7 +2,7 @@
 and take the same decisions as the replay policy at the same (uncalibrated) threshold."""
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -20,13 +20,15 @@ def _run(ds: Dataset, rungs: list[Rung], records: Sequence[Record]) -> list[Casc
     return asyncio.run(cascade.map(inputs))
 
 
-def _rung(provider: ReplayProvider, model: str, validators: Any) -> Rung:
+def _rung(
+    provider: ReplayProvider, model: str, validators: Any, prices: Mapping[str, tuple[float, float]] = PRICES
+) -> Rung:
     return Rung(
         name=model,
         provider=provider,
         model=model,
-        price_in=PRICES[model][0],
-        price_out=PRICES[model][1],
+        price_in=prices[model][0],
+        price_out=prices[model][1],
         validators=validators,
         retry=RetryPolicy(attempts=1),
     )
@@ -77,18 +79,7 @@ def test_confidence_validator_reads_recorded_logprobs_on_mmlu() -> None:
     recs = ds.split("test")[:300]
     p = ReplayProvider(ds)
     prices = {m.model: (m.price_in, m.price_out) for m in ds.models}
-    rungs = [
-        Rung(
-            name=m,
-            provider=p,
-            model=m,
-            price_in=prices[m][0],
-            price_out=prices[m][1],
-            validators=v,
-            retry=RetryPolicy(attempts=1),
-        )
-        for m, v in (("gpt-4o-mini", Confidence(0.9)), ("llama3.1-405b", []))
-    ]
+    rungs = [_rung(p, m, v, prices) for m, v in (("gpt-4o-mini", Confidence(0.9)), ("llama3.1-405b", []))]
     results = _run(ds, rungs, recs)
     accepted_cheap = [r.answered_by == "gpt-4o-mini" for r in results]
     recorded = [(r.responses["gpt-4o-mini"].samples[0].confidence or 0) >= 0.9 for r in recs]

@@ -9,17 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from replay_helpers import PRICES, entry, record, tiny, write
+from replay_helpers import PRICES, entry, one_line_error, record, tiny, write
 
 from cascade._cli import main
-
-
-def _one_line_error(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err and len(err.splitlines()) == 1, err
-    for n in needles:
-        assert n in err, (n, err)
-    return err
 
 
 def _three(rid: str, cheap: Any, conf: float, split: str, top: Any = "A") -> dict[str, Any]:
@@ -41,7 +33,7 @@ def test_eval_on_an_empty_split_says_so(tmp_path: Path, capsys: pytest.CaptureFi
     recs = [_three(f"t{i}", "A" if rng.random() > 0.3 else "B", rng.random(), "train") for i in range(30)]
     path = str(write(tmp_path / "trainonly.jsonl.gz", recs))
     assert main(["eval", path, "--ladder", "cheap,mid,top", "--validator", "confidence", *how]) == 2
-    _one_line_error(capsys, "--split test", "no test records", "--split train")
+    one_line_error(capsys, "--split test", "no test records", "--split train")
 
 
 def test_all_null_answers_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -49,9 +41,9 @@ def test_all_null_answers_are_refused(tmp_path: Path, capsys: pytest.CaptureFixt
     path = str(write(tmp_path / "nulls.jsonl.gz", recs))
     for validator in ("agreement", "schema"):
         assert main(["tune", path, "--ladder", "cheap,mid,top", "--validator", validator, "--out", "-"]) == 2
-        _one_line_error(capsys, "every recorded answer", "'cheap'", "null")
+        one_line_error(capsys, "every recorded answer", "'cheap'", "null")
     assert main(["eval", path, "--ladder", "cheap,mid,top", "--validator", "confidence", "--thresholds", "0.95"]) == 2
-    _one_line_error(capsys, "every recorded answer")
+    one_line_error(capsys, "every recorded answer")
 
 
 def test_agreement_on_two_models_is_refused_with_a_hint_that_works(
@@ -59,7 +51,7 @@ def test_agreement_on_two_models_is_refused_with_a_hint_that_works(
 ) -> None:
     path = str(write(tmp_path / "tiny.jsonl.gz", tiny()))
     assert main(["eval", path, "--ladder", "cheap,top", "--validator", "agreement", "--thresholds", "0.5"]) == 2
-    err = _one_line_error(capsys, "--validator agreement", "never accept", "try confidence")
+    err = one_line_error(capsys, "--validator agreement", "never accept", "try confidence")
     assert "agreement)" not in err.split("try")[-1]
 
 
@@ -69,23 +61,23 @@ def test_refusal_hints_name_only_signals_that_work(tmp_path: Path, capsys: pytes
     recs = [record(f"q{i}", "A", {"cheap": entry(["A"], "A"), "top": entry(["A"], "A")}) for i in range(4)]
     path = str(write(tmp_path / "bare.jsonl.gz", recs))
     assert main(["eval", path, "--ladder", "cheap,top", "--validator", "confidence", "--thresholds", "0.5"]) == 2
-    err = _one_line_error(capsys, "--validator confidence", "no signal")
+    err = one_line_error(capsys, "--validator confidence", "no signal")
     assert "try" not in err
     assert main(["eval", path, "--ladder", "cheap,top", "--validator", "consistency", "--thresholds", "0.5"]) == 2
-    err = _one_line_error(capsys, "--validator consistency")
+    err = one_line_error(capsys, "--validator consistency")
     assert "try confidence" not in err and "agreement" not in err
 
 
 def test_duplicated_rung_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = str(write(tmp_path / "tiny.jsonl.gz", tiny()))
     assert main(["tune", path, "--ladder", "cheap,cheap,top", "--validator", "confidence", "--out", "-"]) == 2
-    _one_line_error(capsys, "--ladder", "'cheap' appears twice")
+    one_line_error(capsys, "--ladder", "'cheap' appears twice")
 
 
 def test_reversed_ladder_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = str(write(tmp_path / "tiny.jsonl.gz", tiny()))
     assert main(["eval", path, "--ladder", "top,cheap", "--validator", "confidence", "--thresholds", "0.5"]) == 2
-    _one_line_error(capsys, "--ladder is not cheapest first: 'top'", "reorder")
+    one_line_error(capsys, "--ladder is not cheapest first: 'top'", "reorder")
     assert main(["eval", path, "--ladder", "cheap,top", "--validator", "confidence", "--thresholds", "0.5"]) == 0
     assert capsys.readouterr().err == ""
 
@@ -132,7 +124,7 @@ def test_entry_confidence_cost_must_be_below_its_cost(tmp_path: Path, capsys: py
     recs[0]["responses"]["cheap"]["confidence_cost_usd"] = recs[0]["responses"]["cheap"]["cost_usd"]
     path = str(write(tmp_path / "bad.jsonl.gz", recs))
     assert main(["eval", path, "--ladder", "cheap,top", "--validator", "confidence", "--thresholds", "0.5"]) == 2
-    _one_line_error(capsys, "confidence_cost_usd", "below cost_usd")
+    one_line_error(capsys, "confidence_cost_usd", "below cost_usd")
 
 
 def test_a_best_single_policy_is_certified_written_and_evaluated(

@@ -138,7 +138,7 @@ def test_a_batch_left_early_still_ends_its_progress_line(
 @pytest.fixture
 def terminal(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[int, TextIO]]:
     """A real pseudo-terminal, 160 columns wide: the master end (to read the screen) and the slave stream.
-    Tests put the stream on sys.stderr themselves: pytest's capture resets sys.stderr after fixtures run."""
+    ``batch_on_terminal`` puts the stream on sys.stderr."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
     stream = os.fdopen(slave, "w", encoding="utf-8")
@@ -160,16 +160,24 @@ def screen(master: int) -> str:
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.decode("utf-8", "replace"))
 
 
-def test_default_on_a_terminal_draws_the_rich_bar(
-    server: TestServer, terminal: tuple[int, TextIO], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pytest.importorskip("rich", reason="the bar needs rich: pip install 'cascade-router[cli]'")
+def batch_on_terminal(
+    server: TestServer, terminal: tuple[int, TextIO], monkeypatch: pytest.MonkeyPatch, **options: Any
+) -> str:
+    """What a scripted batch draws on the terminal, with ``map_sync(**options)``. The stream is put on
+    sys.stderr here, not in the fixture: pytest's capture resets sys.stderr after fixtures run."""
     script(server)
     master, stream = terminal
     monkeypatch.setattr(sys, "stderr", stream)
     with cascade_of(server) as c:
-        c.map_sync(items())
-    shown = screen(master)
+        c.map_sync(items(), **options)
+    return screen(master)
+
+
+def test_default_on_a_terminal_draws_the_rich_bar(
+    server: TestServer, terminal: tuple[int, TextIO], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("rich", reason="the bar needs rich: pip install 'cascade-router[cli]'")
+    shown = batch_on_terminal(server, terminal, monkeypatch)
     assert "6/6" in shown and "83.3% accepted · 50.0% escalated · 1 failed" in shown
     assert "━" in shown  # the bar itself, not the plain line
     assert "cascade: " not in shown
@@ -178,24 +186,15 @@ def test_default_on_a_terminal_draws_the_rich_bar(
 def test_a_terminal_without_rich_gets_plain_lines(
     server: TestServer, terminal: tuple[int, TextIO], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    script(server)
-    master, stream = terminal
-    monkeypatch.setattr(sys, "stderr", stream)
     monkeypatch.setitem(sys.modules, "rich.progress", None)  # as if the [cli] extra were not installed
-    with cascade_of(server) as c:
-        c.map_sync(items())
-    assert screen(master).replace("\r\n", "\n").startswith("cascade: 6/6 · 83.3% accepted")
+    shown = batch_on_terminal(server, terminal, monkeypatch)
+    assert shown.replace("\r\n", "\n").startswith("cascade: 6/6 · 83.3% accepted")
 
 
 def test_progress_false_draws_nothing_on_a_terminal(
     server: TestServer, terminal: tuple[int, TextIO], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    script(server)
-    master, stream = terminal
-    monkeypatch.setattr(sys, "stderr", stream)
-    with cascade_of(server) as c:
-        c.map_sync(items(), progress=False)
-    assert screen(master) == ""
+    assert batch_on_terminal(server, terminal, monkeypatch, progress=False) == ""
 
 
 def test_bad_progress_arguments_are_named(server: TestServer) -> None:

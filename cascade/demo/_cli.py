@@ -55,7 +55,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--policies", default=None, help="folder of policy-<task>.json (default: the shipped demo/data)")
     p.add_argument(
-        "--calibration-data", default="out/demo-calibration", help="where --calibrate writes its recorded dataset"
+        "--calibration-data", default="data/demo-calibration", help="where --calibrate writes its recorded dataset"
     )
     p.add_argument("--server", choices=SERVER_KINDS, default="native", help="llama.cpp server (native: parallel)")
     p.add_argument("--parallel", type=int, default=4, help="request slots per native server")
@@ -233,12 +233,20 @@ async def _calibrate(tasks: list[Task], tuning: Tuning, args: argparse.Namespace
                     )  # fmt: skip
                 refuse_dead_rungs(runs[name])
             dataset = write_dataset(task, calibration_dataset(task, items, runs), Path(args.calibration_data))
-            out = policy_path(task.name, folder)
+            out = _relative(policy_path(task.name, folder))
             print(f"{task.name}: {len(items)} calibration items recorded in {dataset}; fitting:")
             print("  cascade " + " ".join(tune_argv(dataset, tuning.rungs, out)))
             policy, printed = tune(dataset, tuning.rungs, out)
             print("\n".join("  " + line for line in printed.strip().splitlines()))
             print(f"{task.name}: policy {' > '.join(policy.models)} written to {out}", flush=True)
+
+
+def _relative(path: Path) -> Path:
+    """``path`` from the current folder when it is below it (so the printed command reads short)."""
+    try:
+        return path.resolve().relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 def main(args: argparse.Namespace) -> int:

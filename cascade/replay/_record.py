@@ -47,7 +47,7 @@ class Conversion:
         )
 
 
-def _answer(text: str) -> Any:
+def answer_from_text(text: str) -> Any:
     """The normalised answer: the JSON the text holds, else the stripped text."""
     try:
         return find_json(text).value
@@ -96,7 +96,7 @@ def convert(
                     "samples": [
                         {
                             "text": text,
-                            "answer": _answer(text),
+                            "answer": answer_from_text(text),
                             "correct": None,
                             "confidence": _confidence(ev["verdicts"]),
                         }

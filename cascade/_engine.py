@@ -29,7 +29,7 @@ from ._progress import ProgressCallback, ProgressTracker
 from ._result import CascadeResult, T
 from ._shadow import Shadow, ShadowAudit
 from ._sinks import EventLog, EventSink, Processor, add_timestamp, make_sink
-from ._types import Message
+from ._types import Message, Validator
 from ._walk import Request, Walker, describe
 from .validators._spec import as_validator
 
@@ -174,19 +174,20 @@ class Cascade(Generic[T]):
         *,
         providers: Any,
         params: Mapping[str, Mapping[str, Any]] | None = None,
+        checks: Mapping[str, Sequence[Validator]] | None = None,
         **kwargs: Any,
     ) -> Cascade:
         """Run a policy fitted by ``cascade tune`` (a path or a ``cascade.replay.Policy``) live: its rungs
         on ``providers`` (one provider, or one per model name), each judged by the policy's rule and
-        asked for exactly the signals it reads (see ``cascade.validators._policy``). ``kwargs`` go to
-        ``Cascade`` (budget, log, ...)."""
+        asked for exactly the signals it reads (see ``cascade.validators._policy``); ``params`` and
+        ``checks`` (run before the rule) per model. ``kwargs`` go to ``Cascade`` (budget, log, ...)."""
         from .validators._policy import load_policy, policy_ladder
 
         pol = load_policy(policy)
         shadow = kwargs.get("shadow")
         if isinstance(shadow, Shadow) and shadow.answer is None:  # audit with the policy's own answer rule
             kwargs["shadow"] = dataclasses.replace(shadow, answer=pol.answer)
-        return cls(policy_ladder(pol, providers, params=params), **kwargs)
+        return cls(policy_ladder(pol, providers, params=params, checks=checks), **kwargs)
 
     # ------------------------------------------------------------------ public API
 

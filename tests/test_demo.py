@@ -56,6 +56,7 @@ def test_scoring_rejects_each_wrong_field() -> None:
         (["--rungs", "small,huge"], "--rungs must be distinct names"),
         (["--ticket-threshold", "1.5"], "--ticket-threshold must be in [0, 1], got 1.5"),
         (["--limit", "0"], "--limit must be >= 1, got 0"),
+        (["--policies", "/nonexistent"], "--policies: policy file '/nonexistent/policy-tickets.json'"),
     ],
 )
 def test_bad_demo_arguments_name_the_flag(argv: list[str], message: str) -> None:
@@ -104,7 +105,8 @@ def test_demo_runs_for_real_and_writes_its_log(tmp_path: Path, capsys: pytest.Ca
 @pytest.mark.skipif(bool(_why), reason=_why or "available")
 def test_demo_stops_naming_the_rung_whose_server_was_killed(tmp_path: Path) -> None:
     cmd = [sys.executable, "-c", "from cascade._cli import main; raise SystemExit(main())", "demo", "--tasks",
-           "tickets", "--rungs", "medium,large", "--limit", "20", "--log", str(tmp_path / "log.jsonl")]  # fmt: skip
+           "tickets", "--rungs", "medium,large", "--ticket-threshold", "0.5", "--limit", "20",
+           "--log", str(tmp_path / "log.jsonl")]  # fmt: skip
     demo = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert demo.stdout is not None
     pids: dict[str, int] = {}

@@ -658,3 +658,33 @@ def test_cpu_seconds_of_a_real_process_and_exit_descriptions(tmp_path: Path) -> 
         proc.stop(timeout=1)
     assert cpu_seconds(proc.pid) is None  # gone
     assert describe_exit(-11) == "killed by signal 11 (SIGSEGV)" and describe_exit(3) == "exit status 3"
+
+
+@pytest.mark.local_models
+@needs_models
+def test_warm_puts_the_shared_prompt_in_every_slot() -> None:
+    """A fresh server's slots are cold: a burst re-processes the shared system prompt in each. After
+    ``warm`` every request of a burst finds it cached (``usage.prompt_tokens_details.cached_tokens``)."""
+    system = "You answer in one word. " + " ".join(f"Rule {i}: be brief." for i in range(20))
+
+    async def burst(base_url: str, prompt: str) -> list[int]:
+        async with httpx.AsyncClient(timeout=120) as client:
+
+            async def ask(word: str) -> int:
+                messages = [{"role": "system", "content": prompt}, {"role": "user", "content": f"Say {word}."}]
+                body = {"model": "small", "messages": messages, "max_tokens": 2, "temperature": 0}
+                r = await client.post(f"{base_url}/chat/completions", json=body)
+                r.raise_for_status()
+                cached: int = r.json()["usage"]["prompt_tokens_details"]["cached_tokens"]
+                return cached
+
+            return list(await asyncio.gather(*(ask(w) for w in ("yes", "no", "maybe", "never"))))
+
+    with LocalLadder(DEFAULT_MODELS[:1], parallel=4) as local:
+        url = local["small"].base_url
+        cold = asyncio.run(burst(url, "Cold start. " + system))
+        seconds = local.warm([{"role": "system", "content": system}, {"role": "user", "content": ""}])
+        warm = asyncio.run(burst(url, system))
+    assert sorted(seconds) == ["small"] and seconds["small"] > 0
+    assert min(cold) < 50, cold  # at least one slot processed the prompt from nothing
+    assert min(warm) >= 50, warm  # every slot already held the ~150-token system prompt

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 
 from cascade import Cascade, OpenAICompatible
 from cascade._cli import main
+from cascade._errors import ConfigError
 from cascade.replay import Policy, Record, ReplayProvider, load_dataset
 from cascade.replay._data import default_data_dir, load_catalog
 from cascade.testing import Reply, TestServer
@@ -221,3 +223,34 @@ async def _run(cascade: Cascade, records: list[Record]) -> list[Any]:
         return await cascade.map([{"messages": list(r.messages), "extra": {"replay_id": r.id}} for r in records])
     finally:
         await cascade.aclose()
+
+
+def _two_rung_policy(**extra: Any) -> dict[str, Any]:
+    rungs = [{"model": "cheap"}, {"model": "top"}]
+    return {"format": "cascade-policy", "version": 3, "dataset": "d", "validator": "confidence", "rungs": rungs,
+            "threshold": 0.5, **extra}  # fmt: skip
+
+
+def test_a_policy_file_says_how_its_confidence_is_measured_and_a_bad_reading_is_refused() -> None:
+    labels = {"label_field": "label", "labels": ["yes", "no"]}
+    assert Policy.from_json(_two_rung_policy(confidence=labels)).confidence == labels
+    assert Policy.from_json(_two_rung_policy()).confidence == {"aggregate": "mean"}  # versions 1-2: the mean
+    with pytest.raises(ConfigError, match=r"^confidence: expected a dict of Confidence options .*'temperature'"):
+        Policy.from_json(_two_rung_policy(confidence={"temperature": 1}))
+
+
+def test_the_live_check_measures_confidence_as_the_policy_says(server: TestServer) -> None:
+    """ "nope" as two tokens at p=0.7 and p=1: their mean reads ~0.84, the least sure token 0.7. The
+    policy's reading decides which the check compares with its threshold (0.8)."""
+    tokens = [("no", math.log(0.7), {"yes": math.log(0.3)}), ("pe", 0.0, {})]
+    server.responder("cheap", lambda body: Reply(content="nope", logprobs=tokens))
+    server.responder("top", lambda body: Reply(content="yes"))
+    identity = [{"model": "cheap", "identity": True}, {"model": "top", "identity": True}]
+
+    def answered_by(**extra: Any) -> str | None:
+        policy = Policy.from_json(_two_rung_policy(rungs=identity, threshold=0.8, **extra))
+        cascade = Cascade.from_policy(policy, providers=OpenAICompatible(server.base_url))
+        return cascade.run_sync([{"role": "user", "content": "?"}]).answered_by
+
+    assert answered_by() == "cheap"  # versions 1-2 and no reading: the mean over the tokens, ~0.84
+    assert answered_by(confidence={"aggregate": "min"}) == "top"  # the least sure token: 0.7 < 0.8

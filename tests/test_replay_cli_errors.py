@@ -130,6 +130,7 @@ def test_tune_writes_nothing_unasked_and_fails_when_not_certified(
     assert main(tune_tiny(tiny_path, *certified)) == 0
     text = capsys.readouterr().out
     assert "nothing written" in text and "--out" in text and "Cascade(Ladder(rungs))" not in text
+    assert "no guarantee on new queries (method empirical)" in text and "certified" not in text
     assert list(tmp_path.iterdir()) == [tmp_path / "tiny.jsonl.gz"]  # no cascade-policy.json in the cwd
     strict = ["--epsilon", "0.5", "--method", "ltt"]  # LTT cannot certify 0.5 on 4 items
     assert main(tune_tiny(tiny_path, *strict)) == 1

@@ -1,29 +1,33 @@
-"""Honest thresholds: the demo's confidence thresholds are fitted on one half of its items (the
-calibration split) and its figures are reported on the other half, never on the items they were
-tuned on.
+"""Honest thresholds, fitted the way a user fits theirs: by ``cascade tune``, on one half of the demo's
+items (the calibration split), with the figures reported on the other half.
 
 ``cascade demo --calibrate`` runs every rung alone on the calibration split (each rung below the top
-with its confidence recorded), then picks, per task, the thresholds that make the cascade cheapest
-while it is as accurate as the top rung alone on that split; they are written to
-``demo/data/thresholds.json``, which ``cascade demo`` reads. A rung no threshold makes pay (it lowers
-accuracy whenever it accepts anything) gets ``None``: it is best left off the ladder.
+with its confidence recorded), writes what they answered as a recorded dataset (format v1, with the
+confidence reading in its catalog entry), and runs ``cascade tune`` on it; the policy files it writes
+(``demo/data/policy-<task>.json``) are what ``cascade demo`` runs live, through ``policy_ladder``
+(``Cascade.from_policy``'s ladder). The fit is ``--method empirical --target match --epsilon 0``: the
+cheapest ladder at least as accurate as the top rung alone on the calibration split. Not certified:
+25 items cannot certify anything, and the report says so.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+import contextlib
+import io
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import BaseModel
+
+from ..replay._policy import Policy
+from ..replay._record import MIN_COST_USD, Conversion, answer_from_text, write
 from ._run import TaskRun
+from ._tasks import LABELS, Task
 
 Split = Literal["report", "calibration", "all"]
 SPLITS: tuple[Split, ...] = ("report", "calibration", "all")
-THRESHOLDS_FILE = "thresholds.json"
 
 
 def split_items(items: Sequence[dict[str, Any]], split: Split) -> list[dict[str, Any]]:
@@ -33,69 +37,99 @@ def split_items(items: Sequence[dict[str, Any]], split: Split) -> list[dict[str,
     return list(items[0::2] if split == "calibration" else items[1::2])
 
 
-def thresholds_path() -> Path:
-    return Path(str(resources.files("cascade.demo").joinpath("data").joinpath(THRESHOLDS_FILE)))
+def policy_folder() -> Path:
+    """Where the shipped policies are: the package's ``demo/data``."""
+    return Path(str(resources.files("cascade.demo").joinpath("data")))
 
 
-def load_thresholds(path: Path | None = None) -> dict[str, Any]:
-    """The fitted thresholds: ``{"tasks": {task: {rung: threshold or None}}, "fitted_on": ...}``."""
-    data: dict[str, Any] = json.loads((path or thresholds_path()).read_text())
-    return data
+def policy_path(task: str, folder: Path | None = None) -> Path:
+    return (folder or policy_folder()) / f"policy-{task}.json"
 
 
-@dataclass(frozen=True, slots=True)
-class Observed:
-    """One item on one rung run alone: did its hard checks pass, how sure was it, was it right, cost."""
-
-    passed_checks: bool
-    confidence: float
-    correct: bool
-    cost_usd: float
+def load_policies(tasks: Sequence[str], folder: Path | None = None) -> dict[str, Policy]:
+    """The fitted policy of each task (``ConfigError`` naming the file when one is missing or broken)."""
+    return {t: Policy.load(policy_path(t, folder)) for t in tasks}
 
 
-def observe(run: TaskRun) -> list[Observed]:
-    """Per item of a single-rung run whose rung had a confidence check (threshold 0, so it recorded a
-    score): the hard checks' verdict, the score, the correctness and the cost."""
-    out = []
-    for o in run.outcomes:
-        attempt = o.result.attempts[0]
-        leaves = [leaf for v in attempt.verdicts for leaf in v.leaves()]
-        scores = [leaf.score for leaf in leaves if leaf.validator == "confidence" and leaf.score is not None]
-        hard = all(leaf.passed for leaf in leaves if leaf.validator != "confidence")
-        out.append(Observed(hard and bool(scores), scores[0] if scores else 0.0, o.correct, attempt.cost_usd))
+def confidence_reading(task: Task) -> dict[str, Any]:
+    """How the demo measures a rung's confidence on ``task`` (the options of its ``Confidence`` check):
+    tickets, the label's probability among the labels; invoices, the least sure token of the JSON."""
+    if task.parse_model is None:
+        return {"label_field": "label", "labels": list(LABELS)}
+    return {"aggregate": "min"}
+
+
+def _sample(outcome: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    attempt = outcome.result.attempts[0]
+    leaves = [leaf for v in attempt.verdicts for leaf in v.leaves()]
+    scores = [leaf.score for leaf in leaves if leaf.validator == "confidence" and leaf.score is not None]
+    hard = all(leaf.passed for leaf in leaves if leaf.validator != "confidence")
+    # A sample whose hard checks failed is recorded at confidence 0: live, those checks run before the
+    # policy's rule and escalate it whatever its confidence.
+    confidence = 0.0 if not hard else scores[0] if scores else None
+    text = attempt.output or ""
+    # The answer is what the rung said (its JSON, else its text), also when its checks refused it.
+    answer = outcome.parsed if outcome.parsed is not None else answer_from_text(text) if text else None
+    if isinstance(answer, BaseModel):
+        answer = answer.model_dump(mode="json")
+    sample = {"text": text, "answer": answer, "correct": outcome.correct}
+    sample["confidence"] = None if confidence is None else max(0.0, min(1.0, confidence))
+    entry = {
+        "tokens_in": attempt.tokens_in,
+        "tokens_out": attempt.tokens_out,
+        "cost_usd": max(attempt.cost_usd, MIN_COST_USD),
+        "latency_ms": attempt.latency_ms,
+    }
+    return sample, entry
+
+
+def calibration_dataset(task: Task, items: Sequence[dict[str, Any]], runs: Mapping[str, TaskRun]) -> Conversion:
+    """Every rung's answer to every calibration item, as records of a format-v1 dataset (split train)."""
+    out = Conversion()
+    for i, item in enumerate(items):
+        responses = {}
+        for rung, run in runs.items():
+            sample, entry = _sample(run.outcomes[i])
+            responses[rung] = {"samples": [sample], **entry}
+        out.records.append(
+            {
+                "id": item["id"],
+                "split": "train",
+                "task": "classification" if task.parse_model is None else "extraction",
+                "messages": task.messages(item["text"]),
+                "gold": item["gold"],
+                "responses": responses,
+            }
+        )
+    out.models = [
+        {"model": r.name, "in_per_1m": r.price_in, "out_per_1m": r.price_out, "price_source": "the demo's rungs"}
+        for run in runs.values()
+        for r in run.rungs
+    ]
+    out.requests = len(items)
     return out
 
 
-def simulate(
-    cheap: Sequence[Sequence[Observed]], top: Sequence[Observed], thresholds: Sequence[float | None]
-) -> tuple[int, float]:
-    """Right answers and cost of the cascade cheap rungs -> top at these thresholds (None: rung left
-    out). Exact: an escalation does not change what the next rung is sent."""
-    right, cost = 0, 0.0
-    for i, top_item in enumerate(top):
-        for rung, t in zip(cheap, thresholds, strict=True):
-            if t is None:
-                continue
-            item = rung[i]
-            cost += item.cost_usd
-            if item.passed_checks and item.confidence >= t:
-                right += item.correct
-                break
-        else:
-            right += top_item.correct
-            cost += top_item.cost_usd
-    return right, cost
+def write_dataset(task: Task, data: Conversion, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return write(data, folder / f"demo_{task.name}.jsonl.gz", confidence_reading=confidence_reading(task))
 
 
-def fit(cheap: Sequence[Sequence[Observed]], top: Sequence[Observed]) -> tuple[list[float | None], int, float]:
-    """The cheapest thresholds whose cascade is at least as accurate as the top rung alone on these
-    items (every rung's candidates: each observed confidence, or None = left out)."""
-    top_right = sum(o.correct for o in top)
-    options: list[list[float | None]] = [[*sorted({o.confidence for o in rung}), None] for rung in cheap]
-    best: tuple[float, list[float | None], int] | None = None
-    for combo in itertools.product(*options):
-        right, cost = simulate(cheap, top, combo)
-        if right >= top_right and (best is None or cost < best[0]):
-            best = (cost, list(combo), right)
-    assert best is not None  # all None is the top alone: always eligible
-    return best[1], best[2], best[0]
+def tune_argv(dataset: Path, ladder: Sequence[str], out: Path) -> list[str]:
+    """The ``cascade tune`` call that fits a task's policy (printed, so it can be run by hand)."""
+    return [
+        "tune", str(dataset), "--ladder", ",".join(ladder), "--validator", "confidence",
+        "--method", "empirical", "--target", "match", "--epsilon", "0", "--split", "train", "--out", str(out),
+    ]  # fmt: skip
+
+
+def tune(dataset: Path, ladder: Sequence[str], out: Path) -> tuple[Policy, str]:
+    """Run ``cascade tune`` on the calibration dataset; the policy it wrote and what it printed."""
+    from .._cli import main as cli_main
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        cli_main(tune_argv(dataset, ladder, out))  # exit 3: "not certified", expected of an empirical fit
+    if not out.exists():
+        raise RuntimeError(f"cascade tune wrote no policy to {out}:\n{printed.getvalue()}")
+    return Policy.load(out), printed.getvalue()

@@ -6,17 +6,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._errors import ConfigError
 from ..local import LocalLadder, LocalLadderUnavailable, LocalServerError, ModelChecksumError
 from ..local._models import DEFAULT_MODELS
 from ..local._server import SERVER_KINDS
-from ._calibrate import SPLITS, fit, load_thresholds, observe, split_items, thresholds_path
+from ._calibrate import (
+    SPLITS,
+    calibration_dataset,
+    load_policies,
+    policy_folder,
+    policy_path,
+    split_items,
+    tune,
+    tune_argv,
+    write_dataset,
+)
 from ._report import DeadRung, full_report, refuse_dead_rungs, split_note
 from ._run import ItemOutcome, TaskRun, Tuning, build_ladder, calibration_ladder, run_task
 from ._tasks import INVOICE_TASK, TICKET_TASK, Task, load_items
@@ -35,27 +45,31 @@ def register(subparsers: Any) -> None:
         "--split",
         choices=SPLITS,
         default="report",
-        help="which items: report (the half the shipped thresholds were NOT fitted on), calibration, all",
+        help="which items: report (the half the shipped policies were NOT fitted on), calibration, all",
     )
     p.add_argument(
         "--calibrate",
         action="store_true",
-        help="fit the thresholds on the calibration split (every rung alone) and write them to --thresholds",
+        help="run every rung alone on the calibration split, record it as a dataset (in --calibration-data) "
+        "and fit each task's policy with `cascade tune`, written to --policies",
     )
-    p.add_argument("--thresholds", default=None, help="thresholds file (default: the shipped demo/data one)")
+    p.add_argument("--policies", default=None, help="folder of policy-<task>.json (default: the shipped demo/data)")
+    p.add_argument(
+        "--calibration-data", default="data/demo-calibration", help="where --calibrate writes its recorded dataset"
+    )
     p.add_argument("--server", choices=SERVER_KINDS, default="native", help="llama.cpp server (native: parallel)")
     p.add_argument("--parallel", type=int, default=4, help="request slots per native server")
     p.add_argument("--concurrency", type=int, default=4, help="requests in flight (cascade and baseline alike)")
     p.add_argument("--rungs", default="small,medium,large", help="local rungs, cheapest first")
     p.add_argument("--limit", type=int, default=None, help="only the first N items of each task")
     p.add_argument(
-        "--ticket-threshold", type=float, default=None, help="override the fitted ticket threshold (all cheap rungs)"
+        "--ticket-threshold", type=float, default=None, help="a hand-set ticket threshold instead of the policy"
     )
     p.add_argument(
         "--invoice-threshold",
         type=float,
         default=None,
-        help="override: also require Confidence(T) over the invoice's value tokens (all cheap rungs)",
+        help="instead of the policy: Confidence(T) over the invoice's value tokens (all cheap rungs)",
     )
     p.add_argument(
         "--small-schema",
@@ -97,13 +111,24 @@ def _parse(args: argparse.Namespace) -> tuple[list[Task], Tuning]:
         raise SystemExit(f"cascade demo: --skip-idle must be >= 0, got {args.skip_idle}")
     if args.limit is not None and args.limit < 1:
         raise SystemExit(f"cascade demo: --limit must be >= 1, got {args.limit}")
-    fitted = load_thresholds(Path(args.thresholds) if args.thresholds else None)["tasks"]
     thresholds: dict[str, dict[str, float | None]] = {}
+    fitted = []
     for name in names:
         override = args.ticket_threshold if name == "tickets" else args.invoice_threshold
-        per_rung = fitted.get(name, {})
-        thresholds[name] = {r: (override if override is not None else per_rung.get(r)) for r in rungs[:-1]}
-    tuning = Tuning(rungs, thresholds, args.small_schema, args.skip_idle or None)
+        if override is not None:
+            thresholds[name] = dict.fromkeys(rungs[:-1], override)
+        elif not args.calibrate:
+            fitted.append(name)
+    folder = Path(args.policies) if args.policies else None
+    try:
+        policies = load_policies(fitted, folder)
+    except ConfigError as e:
+        raise SystemExit(f"cascade demo: --policies: {e} (fit them with `cascade demo --calibrate`)") from None
+    for name, policy in policies.items():
+        unknown = [m for m in policy.models if m not in known]
+        if unknown:
+            raise SystemExit(f"cascade demo: {policy_path(name, folder)}: rungs {unknown} are not among {known}")
+    tuning = Tuning(rungs, thresholds, args.small_schema, args.skip_idle or None, policies)
     return [TASKS[n] for n in names], tuning
 
 
@@ -148,6 +173,15 @@ def _up(local: LocalLadder, t0: float) -> None:
     print(f"server logs: {local.log_dir}", flush=True)
 
 
+async def _warm(local: LocalLadder, task: Task, names: Sequence[str]) -> None:
+    """Every slot of every rung the task uses holds its system prompt before the clock starts, so the
+    cascade and the top rung alone both run warm (otherwise whichever runs second inherits the
+    other's warm slots, and each rung's first requests pay for the prompt cold)."""
+    seconds = await local.awarm(task.messages(""), names)
+    took = ", ".join(f"{name} {s:.1f} s" for name, s in seconds.items())
+    print(f"{task.name}: every request slot warmed with the task's system prompt ({took}; not in any wall time)")
+
+
 async def _demo(tasks: list[Task], tuning: Tuning, args: argparse.Namespace, log_path: Path) -> str:
     runs: list[tuple[TaskRun, TaskRun | None]] = []
     t0 = time.perf_counter()
@@ -155,6 +189,7 @@ async def _demo(tasks: list[Task], tuning: Tuning, args: argparse.Namespace, log
         _up(local, t0)
         for task in tasks:
             items = split_items(load_items(task), args.split)[: args.limit]
+            await _warm(local, task, tuning.ladder_for(task.name))
             with _progress(f"{task.name}: cascade", len(items)) as progress:
                 cascade = await run_task(
                     task, items, build_ladder(local, task, tuning), mode="cascade", log=str(log_path),
@@ -171,7 +206,7 @@ async def _demo(tasks: list[Task], tuning: Tuning, args: argparse.Namespace, log
                 refuse_dead_rungs(baseline)
             runs.append((cascade, baseline))
     sources = {m.name: m.price_source for m in DEFAULT_MODELS}
-    note = split_note(args.split, args.thresholds, tuning, [t.name for t in tasks])
+    note = split_note(args.split, args.policies, tuning, [t.name for t in tasks])
     vendor = {m.name: m.vendor_prices for m in DEFAULT_MODELS if m.vendor_prices}
     vendor_source = "; ".join(sorted({m.vendor_price_source for m in DEFAULT_MODELS if m.name in vendor}))
     return full_report(
@@ -179,14 +214,16 @@ async def _demo(tasks: list[Task], tuning: Tuning, args: argparse.Namespace, log
     )
 
 
-async def _calibrate(tasks: list[Task], tuning: Tuning, args: argparse.Namespace) -> dict[str, Any]:
-    """Every rung alone on the calibration split, then the cheapest thresholds as accurate as the top."""
-    fitted: dict[str, Any] = {}
+async def _calibrate(tasks: list[Task], tuning: Tuning, args: argparse.Namespace) -> None:
+    """Every rung alone on the calibration split, recorded as a dataset; then ``cascade tune`` fits the
+    task's policy on it (the cheapest ladder as accurate as the top rung alone on those items)."""
     t0 = time.perf_counter()
+    folder = Path(args.policies) if args.policies else policy_folder()
     async with _ladder(tuning, args, tasks) as local:
         _up(local, t0)
         for task in tasks:
             items = split_items(load_items(task), "calibration")[: args.limit]
+            await _warm(local, task, tuning.rungs)
             runs = {}
             for name in tuning.rungs:
                 with _progress(f"{task.name}: {name} alone (calibration)", len(items)) as progress:
@@ -195,18 +232,21 @@ async def _calibrate(tasks: list[Task], tuning: Tuning, args: argparse.Namespace
                         progress=progress, concurrency=args.concurrency, local=local,
                     )  # fmt: skip
                 refuse_dead_rungs(runs[name])
-            cheap = [observe(runs[name]) for name in tuning.rungs[:-1]]
-            top = observe(runs[tuning.rungs[-1]])
-            thresholds, right, cost = fit(cheap, top)
-            top_cost = sum(o.cost_usd for o in top)
-            fitted[task.name] = dict(zip(tuning.rungs[:-1], thresholds, strict=True))
-            print(
-                f"{task.name}: thresholds {fitted[task.name]} -> {right}/{len(items)} right at "
-                f"${cost:.6f}, against {sum(o.correct for o in top)}/{len(items)} at ${top_cost:.6f} for "
-                f"{tuning.rungs[-1]} alone (calibration split, {len(items)} items)",
-                flush=True,
-            )
-    return fitted
+            dataset = write_dataset(task, calibration_dataset(task, items, runs), Path(args.calibration_data))
+            out = _relative(policy_path(task.name, folder))
+            print(f"{task.name}: {len(items)} calibration items recorded in {dataset}; fitting:")
+            print("  cascade " + " ".join(tune_argv(dataset, tuning.rungs, out)))
+            policy, printed = tune(dataset, tuning.rungs, out)
+            print("\n".join("  " + line for line in printed.strip().splitlines()))
+            print(f"{task.name}: policy {' > '.join(policy.models)} written to {out}", flush=True)
+
+
+def _relative(path: Path) -> Path:
+    """``path`` from the current folder when it is below it (so the printed command reads short)."""
+    try:
+        return path.resolve().relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 def main(args: argparse.Namespace) -> int:
@@ -215,15 +255,7 @@ def main(args: argparse.Namespace) -> int:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         if args.calibrate:
-            fitted = asyncio.run(_calibrate(tasks, tuning, args))
-            path = Path(args.thresholds) if args.thresholds else thresholds_path()
-            data = {
-                "tasks": fitted, "rungs": list(tuning.rungs), "fitted_on": "calibration split (items 0, 2, 4, ...)",
-                "rule": "cheapest thresholds at least as accurate as the top rung alone on the calibration split",
-                "command": "cascade demo --calibrate",
-            }  # fmt: skip
-            path.write_text(json.dumps(data, indent=2) + "\n")
-            print(f"thresholds written to {path}")
+            asyncio.run(_calibrate(tasks, tuning, args))
             return 0
         report = asyncio.run(_demo(tasks, tuning, args, log_path))
     except (LocalLadderUnavailable, ModelChecksumError, LocalServerError, DeadRung) as e:

@@ -33,17 +33,28 @@ def refuse_dead_rungs(run: TaskRun) -> None:
             )
 
 
-def split_note(split: str, thresholds: str | None, tuning: Tuning, tasks: list[str]) -> str:
-    """Which items the figures are on, and where the thresholds came from."""
-    fitted = "; ".join(f"{t}: " + ", ".join(f"{r} {tuning.threshold(t, r)}" for r in tuning.rungs[:-1]) for t in tasks)
-    source = thresholds or "demo/data/thresholds.json"
+def split_note(split: str, policies: str | None, tuning: Tuning, tasks: list[str]) -> str:
+    """Which items the figures are on, and what decided each task's escalations."""
+    parts = []
+    for t in tasks:
+        policy = tuning.policies.get(t)
+        if policy is None:
+            hand = ", ".join(f"{r} {tuning.threshold(t, r)}" for r in tuning.rungs[:-1])
+            parts.append(f"{t}: hand-set thresholds {hand} (None: rung left out)")
+            continue
+        n = policy.fit.get("n")
+        parts.append(
+            f"{t}: policy {' > '.join(policy.models)}, threshold {policy.threshold:.3f} on calibrated "
+            f"{policy.validator} ({policies or 'demo/data'}/policy-{t}.json, fitted by `cascade tune --method "
+            f"{policy.method} --target {policy.target}` on {n} calibration items; no guarantee at that size)"
+        )
     if split == "report":
-        where = "on the report split (items 1, 3, 5, ...), which the thresholds were not fitted on"
+        where = "on the report split (items 1, 3, 5, ...), which the policies were not fitted on"
     elif split == "calibration":
-        where = "on the calibration split: IN SAMPLE, the thresholds were fitted on these items"
+        where = "on the calibration split: IN SAMPLE, the policies were fitted on these items"
     else:
-        where = "on all items: half of them IN SAMPLE (the thresholds were fitted on items 0, 2, 4, ...)"
-    return f"figures {where}; thresholds ({source}, `cascade demo --calibrate`): {fitted} (None: rung left out)"
+        where = "on all items: half of them IN SAMPLE (the policies were fitted on items 0, 2, 4, ...)"
+    return f"figures {where}; " + "; ".join(parts)
 
 
 def _usd(x: float) -> str:

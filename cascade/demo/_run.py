@@ -14,7 +14,9 @@ from .._engine import Cascade
 from .._ladder import Ladder, Rung
 from .._result import CascadeResult
 from ..local import LocalLadder
+from ..replay._policy import Policy
 from ..validators import Confidence, JsonSchema, Validator, check
+from ..validators._policy import policy_ladder
 from ._grounding import grounded
 from ._tasks import LABELS, Task
 
@@ -27,21 +29,25 @@ DEFAULT_THRESHOLDS = {"tickets": 0.7, "invoices": 0.0}
 
 @dataclass(frozen=True)
 class Tuning:
-    """The knobs of the demo ladder; rungs are cheapest first. ``thresholds[task][rung]`` is the
-    confidence a rung below the top needs to be accepted on that task: 0.0 means its hard checks
-    alone gate it, None that it is left off the ladder for that task (no threshold made it pay)."""
+    """The knobs of the demo ladder; rungs are cheapest first. ``policies[task]``: the policy
+    ``cascade tune`` fitted for the task (its rungs, rule and threshold), run live. Without one, the
+    hand-set ``thresholds[task][rung]``: the confidence a rung below the top needs to be accepted on
+    that task (0.0: its hard checks alone gate it; None: it is left off the ladder for that task)."""
 
     rungs: tuple[str, ...] = ("small", "medium", "large")
     thresholds: Mapping[str, Mapping[str, float | None]] = field(default_factory=dict)
     small_schema: bool = False
     skip_idle: int | None = 10  # skip a rung after this many visits with nothing accepted; None: never
+    policies: Mapping[str, Policy] = field(default_factory=dict)
 
     def threshold(self, task: str, rung: str) -> float | None:
         per_task = self.thresholds.get(task, {})
         return per_task[rung] if rung in per_task else DEFAULT_THRESHOLDS.get(task, 0.7)
 
     def ladder_for(self, task: str) -> tuple[str, ...]:
-        """The rungs used on ``task``: those below the top with a threshold, then the top."""
+        """The rungs used on ``task``: the policy's, else those below the top with a threshold, then the top."""
+        if task in self.policies:
+            return tuple(self.policies[task].models)
         return tuple(r for r in self.rungs[:-1] if self.threshold(task, r) is not None) + self.rungs[-1:]
 
 
@@ -103,16 +109,23 @@ class TaskRun:
         return rows
 
 
+def hard_checks(task: Task, top: bool) -> list[Validator]:
+    """What must hold whatever the confidence: the schema; below the top, for invoices, that every
+    value is found in the message (a small model's invented invoice number is sure of itself)."""
+    schema = JsonSchema(task.parse_model) if task.parse_model is not None else JsonSchema(task.schema)
+    if top or task.parse_model is None:
+        return [schema]
+    return [schema, check(grounded(), name="grounded")]
+
+
 def validators_for(task: Task, threshold: float | None, top: bool) -> list[Validator]:
     """Schema always; below the top also, for tickets, the confidence of the label, and for invoices the
     grounding check plus the confidence over the values' tokens when the threshold is above 0 (or is
     None: calibrating, the score is recorded and anything passes)."""
-    schema = JsonSchema(task.parse_model) if task.parse_model is not None else JsonSchema(task.schema)
+    checks = hard_checks(task, top)
     if top:
-        return [schema]
-    checks: list[Validator] = [schema]
+        return checks
     if task.parse_model is not None:
-        checks.append(check(grounded(), name="grounded"))
         if threshold is None or threshold > 0:
             checks.append(Confidence(threshold or 0.0, aggregate="min"))
     else:
@@ -136,7 +149,18 @@ def params_for(task: Task, rung: str, tuning: Tuning) -> RequestParams:
 def build_ladder(
     local: LocalLadder, task: Task, tuning: Tuning, *, top_only: bool = False, names: Sequence[str] | None = None
 ) -> Ladder:
-    """The task's ladder on the running servers (``names``: these rungs instead of the tuned ones)."""
+    """The task's ladder on the running servers (``names``: these rungs instead of the tuned ones):
+    the task's fitted policy when it has one (``policy_ladder``, as ``Cascade.from_policy`` runs it),
+    with the hard checks before the policy's rule."""
+    policy = tuning.policies.get(task.name)
+    if policy is not None and names is None and not top_only:
+        top = policy.models[-1]
+        return policy_ladder(
+            policy,
+            {name: local.rung(name).provider for name in policy.models},
+            params={name: params_for(task, name, tuning).model_dump(exclude_defaults=True) for name in policy.models},
+            checks={name: hard_checks(task, top=name == top) for name in policy.models},
+        )
     names = tuple(names) if names is not None else tuning.rungs[-1:] if top_only else tuning.ladder_for(task.name)
     rungs = [
         local.rung(

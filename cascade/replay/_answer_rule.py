@@ -1,14 +1,17 @@
-"""Which answer rule reproduces a dataset's recorded answers from the recorded texts: the rule a live
-check of the fitted policy reads answers with (``cascade.validators._policy.extract``)."""
+"""How a live check of a fitted policy reads what the recorded data holds: the answer rule that
+reproduces the recorded answers from the recorded texts (``cascade.validators._policy.extract``),
+and the confidence reading the recorded confidences were measured with."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from .._errors import ConfigError
+from ..validators._confidence import Confidence
 from ..validators._policy import extract
 from ._data import Dataset
-from ._policy import answer_key
+from ._policy import CONFIDENCE_OPTIONS, DEFAULT_CONFIDENCE, answer_key
 
 LEADING_LETTER = r"^\s*\(?([A-Z])\b"
 MAX_LABELS = 40
@@ -37,3 +40,17 @@ def infer_answer_rule(dataset: Dataset, models: Sequence[str]) -> tuple[dict[str
     scored = [(match_rate(dataset, models, rule), -i, rule) for i, rule in enumerate(candidate_rules(dataset, models))]
     rate, _, rule = max(scored, key=lambda t: (t[0], t[1]))
     return rule, rate
+
+
+def confidence_reading(dataset: Dataset) -> dict[str, Any]:
+    """The catalog entry's ``"confidence_reading"``: the :class:`~cascade.validators.Confidence`
+    options the recorded confidences were measured with (e.g. ``{"label_field": "label", "labels":
+    [...]}``), checked; without one, the mean over the tokens (the catalog's ``confidence`` is prose)."""
+    reading = dataset.catalog.get("confidence_reading", DEFAULT_CONFIDENCE)
+    if not isinstance(reading, dict) or set(reading) - set(CONFIDENCE_OPTIONS):
+        raise ConfigError(
+            f"catalog {dataset.name}.confidence_reading: expected a dict of Confidence options among "
+            f"{list(CONFIDENCE_OPTIONS)}, got {reading!r:.120}"
+        )
+    Confidence(0.0, **reading)  # a bad value fails here, naming it, not at the first live request
+    return dict(reading)

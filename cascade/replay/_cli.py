@@ -175,7 +175,7 @@ def _fit(args: argparse.Namespace, ds: Any, ladder: list[str], split: str) -> An
         from ._safe import fit_never_lose
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise CascadeError(f"fitting needs numpy and scipy: pip install 'cascade-router[eval]' ({exc})") from None
-    from ._answer_rule import infer_answer_rule
+    from ._answer_rule import confidence_reading, infer_answer_rule
 
     if args.method == "never-lose":
         if args.target != "loss":
@@ -186,6 +186,7 @@ def _fit(args: argparse.Namespace, ds: Any, ladder: list[str], split: str) -> An
     else:
         policy = _fit_given(args, ds, ladder, split, fit_policy)
     policy.answer, policy.fit["answer_rule_match"] = infer_answer_rule(ds, policy.models)
+    policy.confidence = confidence_reading(ds)
     policy.fit["split"] = split
     return policy
 
@@ -283,10 +284,16 @@ def _tune(args: argparse.Namespace) -> int:
         print(f"fitted on {f['n']} {args.split} queries ({f['families']} candidate ladders, delta split Bonferroni)")
     print(f"ladder: {' > '.join(policy.models)}; threshold {policy.threshold:.4f} on calibrated {policy.validator}")
     certified = bool(f.get("certified_ok", len(policy.rungs) == 1))
-    print(
-        f"{policy.target} risk {f['risk']:.4f}, {1 - policy.delta:.0%} upper bound {f['risk_bound']:.4f} "
-        f"(target <= {policy.epsilon}); {'certified' if certified else 'NOT certified'}"
-    )
+    if policy.method == "empirical":  # the risk on the fitting data itself: nothing is bounded
+        print(
+            f"{policy.target} risk {f['risk']:.4f} on the fitting data (target <= {policy.epsilon}); "
+            f"{'met' if certified else 'NOT met'} there, with no guarantee on new queries (method empirical)"
+        )
+    else:
+        print(
+            f"{policy.target} risk {f['risk']:.4f}, {1 - policy.delta:.0%} upper bound {f['risk_bound']:.4f} "
+            f"(target <= {policy.epsilon}); {'certified' if certified else 'NOT certified'}"
+        )
     print(f"cost/query {f['cost_per_query']:.3g} vs top rung alone {f['top_cost_per_query']:.3g}")
     rate = f.get("answer_rule_match")
     if rate is not None and rate < 1.0:

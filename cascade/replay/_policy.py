@@ -30,7 +30,11 @@ from ._provider import Order, sample_cost, sample_order
 Kind = Literal["confidence", "consistency", "agreement", "schema"]
 KINDS: tuple[str, ...] = ("confidence", "consistency", "agreement", "schema")
 POLICY_FORMAT = "cascade-policy"
-POLICY_VERSION = 2
+POLICY_VERSION = 3
+DEFAULT_CONFIDENCE: dict[str, Any] = {"aggregate": "mean"}
+"""The confidence reading of a policy file that names none (versions 1 and 2)."""
+CONFIDENCE_OPTIONS = ("aggregate", "quantile", "label_field", "labels")
+"""The :class:`~cascade.validators.Confidence` options a policy file may set."""
 _OLD_FORMATS = ("cascade-replay-policy",)  # version 1: no answer rule, read as {"kind": "text"}
 
 
@@ -204,12 +208,22 @@ class Policy:
     answer: dict[str, Any] = field(default_factory=lambda: {"kind": "text"})
     """How a live check reads the answer from a rung's text (``cascade.validators._policy.extract``):
     ``{"kind": "choice", "labels": [...]}``, ``{"kind": "regex", "pattern": ...}``, ``json`` or ``text``."""
+    confidence: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_CONFIDENCE))
+    """How a live check measures a rung's confidence from its token logprobs: the options of
+    :class:`~cascade.validators.Confidence` (``aggregate``, ``label_field``, ``labels``, ...), as the
+    recorded confidences were measured (the dataset's catalog entry: ``"confidence_reading": {...}``),
+    so replay and live read the same number. Version 3; older files: the mean over the tokens."""
 
     def __post_init__(self) -> None:
         if self.validator not in KINDS:
             raise ConfigError(f"validator: expected one of {list(KINDS)}, got {self.validator!r}")
         if not self.rungs:
             raise ConfigError("rungs: a policy needs at least one rung, got []")
+        if not isinstance(self.confidence, dict) or set(self.confidence) - set(CONFIDENCE_OPTIONS):
+            raise ConfigError(
+                f"confidence: expected a dict of Confidence options among {list(CONFIDENCE_OPTIONS)}, "
+                f"got {self.confidence!r:.120}"
+            )
         if (
             isinstance(self.threshold, bool)
             or not isinstance(self.threshold, (int, float))

@@ -47,7 +47,7 @@ class Conversion:
         )
 
 
-def _answer(text: str) -> Any:
+def answer_from_text(text: str) -> Any:
     """The normalised answer: the JSON the text holds, else the stripped text."""
     try:
         return find_json(text).value
@@ -96,7 +96,7 @@ def convert(
                     "samples": [
                         {
                             "text": text,
-                            "answer": _answer(text),
+                            "answer": answer_from_text(text),
                             "correct": None,
                             "confidence": _confidence(ev["verdicts"]),
                         }
@@ -156,8 +156,16 @@ def _add_record(
     )
 
 
-def write(conversion: Conversion, out_path: str | os.PathLike[str], *, name: str | None = None) -> Path:
-    """Write the records (gzip when the name ends in ``.gz``) and a ``catalog.json`` entry beside them."""
+def write(
+    conversion: Conversion,
+    out_path: str | os.PathLike[str],
+    *,
+    name: str | None = None,
+    confidence_reading: dict[str, Any] | None = None,
+) -> Path:
+    """Write the records (gzip when the name ends in ``.gz``) and a ``catalog.json`` entry beside them;
+    ``confidence_reading``: the ``Confidence`` options the recorded confidences were measured with
+    (a policy fitted on the data measures them alike live)."""
     p = Path(out_path)
     if not conversion.records:
         raise ConfigError(f"--out {str(p)!r}: nothing to write: {conversion.summary()}")
@@ -176,6 +184,8 @@ def write(conversion: Conversion, out_path: str | os.PathLike[str], *, name: str
         "task_kind": conversion.records[0]["task"],
         "models_by_mean_cost": conversion.models,
     }
+    if confidence_reading is not None:
+        catalog["datasets"][dataset]["confidence_reading"] = confidence_reading
     catalog_path.write_text(json.dumps(catalog, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return p
 

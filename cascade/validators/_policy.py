@@ -10,7 +10,7 @@ takes the same decisions over a recorded replay and over a real server (``tests/
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ from ._jsontext import JsonNotFound, find_json
 if TYPE_CHECKING:
     from .._ladder import Ladder
     from .._providers._base import Provider
+    from .._types import Validator
 
 ANSWER_KINDS = ("choice", "regex", "json", "text")
 
@@ -88,7 +89,7 @@ class PolicyCheck(BaseValidator):
         reads_confidence = policy.validator == "confidence" and not self.is_top
         self.request_params: dict[str, Any] = dict(Confidence.request_params) if reads_confidence else {}
         self.cost = 10 if policy.validator == "consistency" else 1 if reads_confidence else 0
-        self._confidence = Confidence(0.0, aggregate="mean")
+        self._confidence = Confidence(0.0, **policy.confidence)  # measured as the fit's data was
 
     def _confidence_of(self, candidate: Candidate) -> float | None:
         completion = candidate.completion
@@ -101,7 +102,7 @@ class PolicyCheck(BaseValidator):
     async def validate(self, candidate: Candidate) -> Verdict:
         answer = extract(self.rule, candidate.text)
         if self.is_top:
-            return Verdict(True, "ok", None, "top rung", value={"answer": answer})
+            return Verdict(True, "ok", None, "top rung", value=_parsed(candidate, answer))
         kind, rung = self.policy.validator, self.policy.rungs[self.index]
         key = answer_key(answer)
         if kind == "consistency":
@@ -120,7 +121,13 @@ class PolicyCheck(BaseValidator):
                 return Verdict(False, "confidence_unavailable", None, "no token logprobs and no confidence", self.name)
             raw, feats = features(kind, key, confidence, previous if kind in ("confidence", "agreement") else ())
         passed, reason, p, detail = judge(self.policy, self.index, raw, feats)
-        return Verdict(passed, reason, p, detail, self.name, value={"answer": answer})
+        return Verdict(passed, reason, p, detail, self.name, value=_parsed(candidate, answer))
+
+
+def _parsed(candidate: Candidate, answer: Any) -> Any:
+    """The verdict's value: the answer the policy read, unless an earlier check (a schema) parsed the
+    text already; its value (a pydantic model, say) is what ``result.parsed`` should hold."""
+    return None if candidate.parsed is not None else answer
 
 
 def load_policy(policy: Policy | str | Path) -> Policy:
@@ -132,10 +139,13 @@ def policy_ladder(
     providers: Provider | Mapping[str, Provider],
     *,
     params: Mapping[str, Mapping[str, Any]] | None = None,
+    checks: Mapping[str, Sequence[Validator]] | None = None,
 ) -> Ladder:
     """The policy's rungs as a :class:`Ladder`: each model on its provider (one for all, or one per
     model name), at the policy's prices, judged by its :class:`PolicyCheck`. ``params`` adds request
-    params per model (``{"gpt-4o-mini": {"temperature": 0}}``)."""
+    params per model (``{"gpt-4o-mini": {"temperature": 0}}``); ``checks`` adds checks per model that
+    run before the policy's rule (a schema, a grounding check): a rung that fails them escalates
+    whatever its confidence."""
     from .._config import RequestParams
     from .._ladder import Ladder, Rung
 
@@ -157,7 +167,7 @@ def policy_ladder(
                 price_in=r.price_in,
                 price_out=r.price_out,
                 params=RequestParams(**extra),
-                validators=PolicyCheck(pol, j),
+                validators=[*(checks or {}).get(r.model, ()), PolicyCheck(pol, j)],
             )
         )
     return Ladder(rungs, order="as_given")  # the fitted order (by recorded cost per query) is deliberate

@@ -4,9 +4,12 @@
 
 For each server kind and rung: throughput (requests/s) one at a time and 4 in flight, with and
 without logprobs (top 5), the server's CPU seconds per request, and the greedy labels and label
-probabilities at temperature 0 (compared across servers at the end). The Python server needs
-``make local-python-server``; the native one ``make local``. Both run with 2 threads and
-``OMP_WAIT_POLICY=PASSIVE``; the native one with 4 slots.
+probabilities at temperature 0 (compared across servers at the end: the labels of the run with logprobs
+one at a time, and the probability the demo's ``Confidence`` check reads). Rung by rung, each server
+kind is started alone with that one model and measured in turn, so the two compared figures share the
+machine's load; the load averages are printed on every row. The Python server needs
+``make local-python-server``; the native one ``make local`` (or ``CASCADE_LLAMA_SERVER``). Both run
+with 2 threads and ``OMP_WAIT_POLICY=PASSIVE``; the native one with 4 slots.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ import argparse
 import asyncio
 import json
 import math
+import os
+import sys
 import time
-from typing import Any
+from typing import Any, cast
 
 from cascade import Cascade, Ladder, RequestParams
 from cascade.demo import TICKET_TASK, load_items
-from cascade.local import DEFAULT_MODELS, LocalLadder, missing_runtime
+from cascade.local import DEFAULT_MODELS, SERVER_KINDS, LocalLadder, ServerKind, missing_runtime
 
 
 async def measure(
@@ -70,47 +75,73 @@ async def label_probabilities(local: LocalLadder, rung: str, items: list[dict[st
     return out
 
 
+def load() -> str:
+    """The machine's 1-, 5- and 15-minute load averages, as ``uptime`` prints them."""
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rungs", default="medium,large")
-    parser.add_argument("--items", type=int, default=16)
-    parser.add_argument("--servers", default="native,python")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rungs", default="medium,large", help="comma-separated rung names (default medium,large)")
+    parser.add_argument("--items", type=int, default=16, help="the first N of the demo's tickets (default 16)")
+    parser.add_argument("--servers", default="native,python", help="comma-separated: native, python")
     args = parser.parse_args()
     names = args.rungs.split(",")
+    known = {m.name: m for m in DEFAULT_MODELS}
+    if unknown := [n for n in names if n not in known]:
+        parser.error(f"--rungs: unknown rung(s) {unknown}; rungs are {list(known)}")
+    servers: list[ServerKind] = []
+    for name in args.servers.split(","):
+        if name not in SERVER_KINDS:
+            parser.error(f"--servers: unknown server {name!r}; servers are {list(SERVER_KINDS)}")
+        servers.append(cast(ServerKind, name))
+    if args.items < 1:
+        parser.error(f"--items: expected >= 1, got {args.items}")
     items = load_items(TICKET_TASK)[: args.items]
-    models = [m for m in DEFAULT_MODELS if m.name in names]
+    print(f"$ {' '.join(sys.argv)}")
+    print(f"{len(items)} tickets, {os.cpu_count()} CPUs, load {load()} at the start")
+    print()
+    print(
+        "| rung | server | logprobs | 1 in flight | 4 in flight | server CPU per request (1 / 4) "
+        "| right (1 / 4) | load (1 / 5 / 15 min) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     results: dict[str, dict[str, Any]] = {}
-    print("| server | rung | logprobs | 1 in flight | 4 in flight | server CPU per request (1 / 4) | right (of n) |")
-    print("|---|---|---|---|---|---|---|")
-    for server in args.servers.split(","):
-        if missing_runtime(server):  # type: ignore[arg-type]
-            print(f"| {server} | (not installed: {missing_runtime(server)[0]}) |")  # type: ignore[arg-type]
-            continue
-        async with LocalLadder(models, server=server, parallel=4) as local:  # type: ignore[arg-type]
-            for rung in names:
+    # Rung by rung, both servers in turn: the two figures compared are measured minutes apart, under
+    # about the same load from the machine's other work.
+    for rung in names:
+        for server in servers:
+            if missing_runtime(server):
+                print(f"| {rung} | {server} | (not installed: {missing_runtime(server)[0]}) |||||")
+                continue
+            async with LocalLadder([known[rung]], server=server, parallel=4) as local:
                 for logprobs in (False, True):
                     one = await measure(local, rung, items, logprobs, 1)
                     four = await measure(local, rung, items, logprobs, 4)
                     print(
-                        f"| {server} | {rung} | {'yes' if logprobs else 'no'} | {one['req_s']:.2f} req/s | "
+                        f"| {rung} | {server} | {'yes' if logprobs else 'no'} | {one['req_s']:.2f} req/s | "
                         f"{four['req_s']:.2f} req/s | {one['cpu_per_req']:.2f} / {four['cpu_per_req']:.2f} s | "
-                        f"{one['right']} / {four['right']} of {len(items)} |",
+                        f"{one['right']} / {four['right']} of {len(items)} | {load()} |",
                         flush=True,
                     )
-                results.setdefault(server, {})[rung] = {
+                results.setdefault(rung, {})[server] = {
                     "labels": one["labels"],
                     "p": await label_probabilities(local, rung, items),
                 }
-    if len(results) == 2:
-        a, b = results["native"], results["python"]
-        for rung in names:
-            same = sum(x == y for x, y in zip(a[rung]["labels"], b[rung]["labels"], strict=True))
-            diffs = [abs(x - y) for x, y in zip(a[rung]["p"], b[rung]["p"], strict=True) if not math.isnan(x - y)]
-            flips = sum((x >= 0.7) != (y >= 0.7) for x, y in zip(a[rung]["p"], b[rung]["p"], strict=True))
-            print(
-                f"{rung}: same greedy label on {same}/{len(items)}; label probability differs by "
-                f"{sum(diffs) / max(len(diffs), 1):.3f} on average; accept-at-0.7 decisions differ on {flips}"
-            )
+    print()
+    for rung, by_server in results.items():
+        if len(by_server) < 2:
+            continue
+        a, b = by_server["native"], by_server["python"]
+        same = sum(x == y for x, y in zip(a["labels"], b["labels"], strict=True))
+        diffs = [abs(x - y) for x, y in zip(a["p"], b["p"], strict=True) if not math.isnan(x - y)]
+        flips = sum((x >= 0.7) != (y >= 0.7) for x, y in zip(a["p"], b["p"], strict=True))
+        print(
+            f"{rung}: same greedy label on {same}/{len(items)}; label probability differs by "
+            f"{sum(diffs) / max(len(diffs), 1):.3f} on average (max {max(diffs, default=0.0):.3f}); "
+            f"accept-at-0.7 decisions differ on {flips}"
+        )
+    print(f"load {load()} at the end")
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ def reachable(
 ) -> str | None:
     """Why no cascade can save on this data (None when one may): no model cheaper than the best
     single; or no signal the cheaper rungs carry on this ladder."""
-    top, _, _ = choose_top(dataset, records, models)
+    top = choose_top(dataset, records, models).model
     ladder = ladder_below(dataset, records, top, models)
     if len(ladder) == 1:
         return f"no model is cheaper than the best single model {top!r}: a cascade can only add cost"
@@ -141,13 +141,16 @@ def fit_never_lose(
         raise ConfigError(f"records: the never-lose fit needs at least {2 * folds} labelled records, got {len(recs)}")
     if not epsilons or any(not 0 < e < 1 for e in epsilons):
         raise ConfigError(f"epsilons: expected values in (0, 1), got {list(epsilons)!r}")
-    top, top_acc, top_cost = choose_top(dataset, recs, models)
+    choice = choose_top(dataset, recs, models)
+    top, top_acc, top_cost = choice.model, choice.accuracy, choice.cost_per_query
     ladder = ladder_below(dataset, recs, top, models)
     usable = usable_signals(dataset, ladder)
     kind = validator or next((k for k in ("consistency", "confidence", "schema", "agreement") if k in usable), None)
     info: dict[str, Any] = {
         "n": len(recs),
         "top": top,
+        "top_why": choice.why,
+        "train_best": choice.train_best,
         "top_accuracy": top_acc,
         "top_cost_per_query": top_cost,
         "candidates": ladder,

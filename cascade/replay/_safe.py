@@ -3,8 +3,15 @@
 Small calibration sets are the binding constraint (a few hundred items: the test gap's standard error
 is 0.5-2.4 points), so the fit is built to lose nothing when it cannot show an advantage:
 
-1. **The top rung is the best single model on the fitting data**, not the dearest one given: the
-   ladder ends there, and every model at least as dear is dropped.
+1. **The top rung is the best single model, chosen with its uncertainty in mind**
+   (:func:`choose_top`): on a few hundred items the most accurate model is often not the best on new
+   ones (a lucky near-tie), so (a) a cheaper model within one paired standard error of the most
+   accurate wins the tie (the one-standard-error rule: the data cannot tell them apart, the saving is
+   sure); then (b) the dearest model at most 10x that one's cost that the data does not show worse
+   (one-sided 5%, paired) is kept: price tracks quality, so the data must overturn it, within an order
+   of magnitude (beyond it, a legacy price says little). The ladder ends there; every model at least
+   as dear is dropped. What no rule on the fitting data can see is a fitting sample drawn from another
+   distribution than the traffic (MMLU's dev set against its validation set).
 2. The candidate ladders are the models cheaper than that top (subsets of up to ``max_rungs - 1``).
 3. For each ``epsilon`` of a grid, Learn-Then-Test certifies the ``loss`` target (the top rung is
    right and the cascade wrong, at most ``epsilon`` with probability ``1 - delta``; ``delta`` is

@@ -16,6 +16,7 @@ With ``--curve``: the learning curve (25/50/100% of train, by hash of the id; th
 point) with never-lose at each point.
 
 Usage: python benchmarks/replay.py [dataset ...] [--folds 5] [--curve] [--json out.json]
+       [--z Z] [--epsilons 0.01,0.02,...] [--validator KIND]   (fit variants, for comparison)
 Data: $CASCADE_DATA_DIR or ../shared/data next to the checkout.
 """
 
@@ -37,6 +38,7 @@ from cascade.replay._report import evaluate
 from cascade.replay._safe import fit_never_lose, folds_of
 
 TOLERANCE = 0.5  # points
+FIT: dict[str, Any] = {}  # keyword arguments of fit_never_lose (the command line's fit variants)
 
 
 def _score(policy: Policy, records: Sequence[Record]) -> tuple[float, float]:
@@ -62,7 +64,7 @@ def _ladder_label(policy: Policy) -> str:
 
 
 def train_only(ds: Dataset, train: Sequence[Record], test: Sequence[Record]) -> dict[str, Any]:
-    pol = fit_never_lose(ds, train)
+    pol = fit_never_lose(ds, train, **FIT)
     best = best_single(single_models(test, _prices(ds)))
     acc, cost = _score(pol, test)
     gap, ratio = 100 * (acc - best.accuracy), cost / best.cost_per_query
@@ -80,7 +82,7 @@ def cross_fit(ds: Dataset, folds: int) -> dict[str, Any]:
     ladders = []
     for i, held in enumerate(parts):
         fit_on = [r for j, p in enumerate(parts) if j != i for r in p]
-        pol = fit_never_lose(ds, fit_on)
+        pol = fit_never_lose(ds, fit_on, **FIT)
         ladders.append(_ladder_label(pol))
         a, c = _score(pol, held)
         acc, cost = acc + a * len(held), cost + c * len(held)
@@ -105,10 +107,22 @@ def main() -> int:
     ap.add_argument("--folds", type=int, default=5, help="outer folds of the cross-fitted point")
     ap.add_argument("--curve", action="store_true", help="also the learning curve: 25/50/100%% of train")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--z", type=float, default=None, help="fit variant: standard errors of the held-out check")
+    ap.add_argument("--epsilons", default=None, help="fit variant: the epsilon grid, comma-separated")
+    ap.add_argument("--validator", default=None, help="fit variant: the signal (default: read from the data)")
     args = ap.parse_args()
+    if args.z is not None:
+        FIT["z"] = args.z
+    if args.epsilons:
+        FIT["epsilons"] = [float(e) for e in args.epsilons.split(",")]
+    if args.validator:
+        FIT["validator"] = args.validator
     data_dir = default_data_dir()
     names = args.datasets or list(load_catalog(data_dir)["datasets"])
-    print(f"data: {data_dir}; never-lose fit (loss target, inner 5-fold CV over epsilon); tolerance {TOLERANCE} pt\n")
+    print(
+        f"data: {data_dir}; never-lose fit (loss target, inner 5-fold CV over epsilon) {FIT or 'defaults'}; "
+        f"tolerance {TOLERANCE} pt\n"
+    )
     head = (
         "dataset",
         "best single (test)",

@@ -204,11 +204,58 @@ def test_tune_from_log_refits_the_threshold_on_shadowed_traffic(
     assert new.fit["refit"]["risk_bound"] == pytest.approx(bound) and bound <= 0.1
     assert "certified" in text
 
-    three = Policy(ds.name, "confidence", build_family(table, LADDER, [1, 1, 1], table.column(LADDER[-1]), "loss")
-                   .rungs, 0.5)  # fmt: skip
-    three.save(tmp_path / "three.json")
-    assert main(["tune", "--from-log", str(log), "--policy", str(tmp_path / "three.json")]) == 2
-    assert "two-rung policy" in capsys.readouterr().err
+
+def test_tune_from_log_refits_a_three_rung_policy(
+    small: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every rung below the top is audited; a request the middle rung no longer accepts goes to the top
+    (agrees), one the cheapest no longer accepts goes to a rung the audit never saw (counted as differing)."""
+    from cascade import Shadow
+    from cascade.replay._answer_rule import infer_answer_rule
+    from cascade.replay._fit import THRESHOLDS, Table, build_family, clopper_pearson_upper
+
+    ds = load_dataset(small)
+    table = Table(ds, ds.split("train"), "confidence")
+    fam = build_family(table, LADDER, [1, 1, 1], table.column(LADDER[-1]), "loss")
+    pol = Policy(ds.name, "confidence", fam.rungs, 0.5, answer=infer_answer_rule(ds, LADDER)[0])
+    path, log = tmp_path / "three.json", tmp_path / "traffic.jsonl"
+    pol.save(path)
+    records = ds.records
+    cascade = Cascade.from_policy(path, providers=ReplayProvider(ds), log=str(log), shadow=Shadow(rate=1.0, seed=5))
+    results = asyncio.run(_run(cascade, records))
+    by = {r.id: res.answered_by for r, res in zip(records, results, strict=True)}
+    assert {by[r.id] for r in records} == set(LADDER)  # every rung answers some requests
+
+    below = [r for r in records if by[r.id] != LADDER[-1]]
+    # the certificate, recomputed: agreement from the recorded answers, each rung's score from its attempt
+    score = {}
+    for line in log.read_text(encoding="utf-8").splitlines():
+        e = json.loads(line)
+        if e.get("event") == "attempt" and e.get("outcome") == "accepted" and e["rung"] != LADDER[-1]:
+            score[e["request_id"]] = next(v["score"] for v in e["verdicts"] if v["validator"].startswith("policy_"))
+    ids = {r.id: res.request_id for r, res in zip(records, results, strict=True)}
+    thresholds = [float(t) for t in THRESHOLDS if t >= pol.threshold]
+
+    def bound(t: float) -> float:
+        differ = 0
+        for r in below:
+            s, rung = score[ids[r.id]], by[r.id]
+            same = r.responses[rung].samples[0].answer == r.responses[LADDER[-1]].samples[0].answer
+            differ += (s >= t and not same) or (s < t and rung == LADDER[0])  # the cheapest: unseen rungs next
+        return len(below) / len(records) * clopper_pearson_upper(differ, len(below), 0.1 / len(thresholds))
+
+    # a target the policy's own threshold misses and a stricter one meets
+    epsilon = min(bound(t) for t in thresholds if t > pol.threshold) + 1e-9
+    assert bound(pol.threshold) > epsilon
+    out = tmp_path / "refit.json"
+    code = main(["tune", "--from-log", str(log), "--policy", str(path), "--epsilon", repr(epsilon), "--out", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    new = Policy.load(out)
+    assert new.models == LADDER and new.fit["refit"]["shadowed"] == len(below)
+    laxest = min(t for t in thresholds if bound(t) <= epsilon)
+    assert new.threshold == pytest.approx(laxest) and new.threshold > pol.threshold
+    assert new.fit["refit"]["risk_bound"] == pytest.approx(bound(laxest))
 
 
 def _raw(r: Record, model: str) -> tuple[float | None, tuple[float, ...] | None]:

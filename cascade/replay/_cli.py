@@ -54,7 +54,8 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--method",
         default="never-lose",
         choices=METHODS,
-        help="never-lose (default): the top is the best single model on the fitting data, a cascade only where "
+        help="never-lose (default): the top is the best single model on the fitting data, chosen with its "
+        "uncertainty in mind (one-standard-error rule, price prior within 10x), a cascade only where "
         "cross-validation shows it holds, else that model alone; ltt: Bonferroni over the given ladder's "
         "subsets; ltt-split: pick the ladder on 1/3, certify on 2/3; empirical: no guarantee",
     )
@@ -315,6 +316,8 @@ def _say_never_lose(policy: Any) -> None:
         f"never-lose fit on {f['n']} queries: best single model {f['top']!r} "
         f"(accuracy {f['top_accuracy']:.4f}, ${f['top_cost_per_query']:.3g}/query); candidates {f['candidates']}"
     )
+    if f.get("top_why") and f.get("train_best") != f["top"]:
+        print(f"  top rung {f['top']!r}, not the most accurate {f['train_best']!r}: {f['top_why']}")
     for h in f.get("held_out", []):
         print(
             f"  held out ({f['folds']}-fold): loss eps {h['epsilon']:g}: "

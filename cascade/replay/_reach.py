@@ -5,6 +5,7 @@ dataset cannot reach a saving."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,12 +21,78 @@ def _singles(dataset: Dataset, records: Sequence[Record], models: Sequence[str] 
     return [s for s in single_models(records, prices) if s.model in keep]
 
 
+Z_SAVE = 1.0
+"""The one-standard-error rule: a cheaper model within one paired standard error of the best on the
+fitting data cannot be told apart from it there, so the saving wins."""
+Z_PRIOR = 1.645
+"""A dearer model is kept unless the fitting data shows it worse (one-sided 5%, paired): price tracks
+quality, so the data has to overturn it, not merely fail to confirm it."""
+PRICE_WINDOW = 10.0
+"""How far the price prior reaches: up to an order of magnitude dearer. Beyond it prices track age and
+vendor more than quality (a legacy model at 20x may be no better), so such a model has to win on the data."""
+
+
+@dataclass(frozen=True)
+class TopChoice:
+    """The model a ladder ends on (the best single model, chosen with uncertainty in mind)."""
+
+    model: str
+    accuracy: float
+    cost_per_query: float
+    train_best: str
+    why: str
+
+
+def paired_z(records: Sequence[Record], a: str, b: str) -> float:
+    """How many paired standard errors ``a``'s accuracy is above ``b``'s on the same records."""
+    diffs = [float(bool(r.responses[a].samples[0].correct)) - float(bool(r.responses[b].samples[0].correct))
+             for r in records]  # fmt: skip
+    n = len(diffs)
+    mean = sum(diffs) / n
+    se = math.sqrt(sum((d - mean) ** 2 for d in diffs) / max(1, n - 1) / n)
+    if se == 0.0:
+        return 0.0 if mean == 0.0 else math.copysign(math.inf, mean)
+    return mean / se
+
+
 def choose_top(
-    dataset: Dataset, records: Sequence[Record], models: Sequence[str] | None = None
-) -> tuple[str, float, float]:
-    """The most accurate single model on ``records`` (ties: the cheaper): (name, accuracy, cost)."""
-    b = best_single(_singles(dataset, records, models))
-    return b.model, b.accuracy, b.cost_per_query
+    dataset: Dataset,
+    records: Sequence[Record],
+    models: Sequence[str] | None = None,
+    *,
+    z_save: float = Z_SAVE,
+    z_prior: float = Z_PRIOR,
+    price_window: float = PRICE_WINDOW,
+) -> TopChoice:
+    """The best single model on ``records``, robust to a small or shifted sample (the plain best on a
+    few hundred items is often not the best on new ones):
+
+    1. ``b`` = the most accurate model on ``records`` (ties: the cheaper);
+    2. one-standard-error rule: the cheapest model whose accuracy is within ``z_save`` paired standard
+       errors of ``b``'s (``b`` itself if none is cheaper);
+    3. price prior: the dearest model at most ``price_window`` times that one's cost whose accuracy
+       is not ``z_prior`` paired standard errors below ``b``'s (the same one if none is dearer).
+    """
+    singles = {s.model: s for s in _singles(dataset, records, models)}
+    best = best_single(list(singles.values()))
+    cost = {m: s.cost_per_query for m, s in singles.items()}
+    close = [m for m in singles if cost[m] < cost[best.model] and paired_z(records, best.model, m) <= z_save]
+    pick = min(close, key=lambda m: (cost[m], -singles[m].accuracy)) if close else best.model
+    why = "the most accurate on the fitting data"
+    if pick != best.model:
+        why = f"cheaper than {best.model!r} and within {z_save:g} paired standard error(s) of it"
+    dearer = [m for m in singles if cost[pick] < cost[m] <= price_window * cost[pick]
+              and (m == best.model or paired_z(records, best.model, m) <= z_prior)]  # fmt: skip
+    if dearer:
+        pick = max(dearer, key=lambda m: (cost[m], singles[m].accuracy))
+        why = (
+            f"the dearest within {price_window:g}x whose accuracy is not {z_prior:g} paired standard errors "
+            f"below {best.model!r}'s (price tracks quality)"
+        )
+    if pick == best.model:
+        why = "the most accurate on the fitting data"
+    s = singles[pick]
+    return TopChoice(s.model, s.accuracy, s.cost_per_query, best.model, why)
 
 
 def ladder_below(
@@ -126,7 +193,8 @@ def saving_notes(
     every cheaper model worse and at >= 50% of its cost; two rungs only, with a weak signal."""
     from ._policy import answer_key, rung_outcome
 
-    top, top_acc, top_cost = choose_top(dataset, records, models)
+    choice = choose_top(dataset, records, models)
+    top, top_acc, top_cost = choice.model, choice.accuracy, choice.cost_per_query
     ladder = ladder_below(dataset, records, top, models)
     prices = {m.model: (m.price_in, m.price_out) for m in dataset.models}
     singles = {s.model: s for s in single_models(records, prices)}

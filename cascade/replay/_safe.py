@@ -3,8 +3,15 @@
 Small calibration sets are the binding constraint (a few hundred items: the test gap's standard error
 is 0.5-2.4 points), so the fit is built to lose nothing when it cannot show an advantage:
 
-1. **The top rung is the best single model on the fitting data**, not the dearest one given: the
-   ladder ends there, and every model at least as dear is dropped.
+1. **The top rung is the best single model, chosen with its uncertainty in mind**
+   (:func:`choose_top`): on a few hundred items the most accurate model is often not the best on new
+   ones (a lucky near-tie), so (a) a cheaper model within one paired standard error of the most
+   accurate wins the tie (the one-standard-error rule: the data cannot tell them apart, the saving is
+   sure); then (b) the dearest model at most 10x that one's cost that the data does not show worse
+   (one-sided 5%, paired) is kept: price tracks quality, so the data must overturn it, within an order
+   of magnitude (beyond it, a legacy price says little). The ladder ends there; every model at least
+   as dear is dropped. What no rule on the fitting data can see is a fitting sample drawn from another
+   distribution than the traffic (MMLU's dev set against its validation set).
 2. The candidate ladders are the models cheaper than that top (subsets of up to ``max_rungs - 1``).
 3. For each ``epsilon`` of a grid, Learn-Then-Test certifies the ``loss`` target (the top rung is
    right and the cascade wrong, at most ``epsilon`` with probability ``1 - delta``; ``delta`` is
@@ -64,7 +71,7 @@ def reachable(
 ) -> str | None:
     """Why no cascade can save on this data (None when one may): no model cheaper than the best
     single; or no signal the cheaper rungs carry on this ladder."""
-    top, _, _ = choose_top(dataset, records, models)
+    top = choose_top(dataset, records, models).model
     ladder = ladder_below(dataset, records, top, models)
     if len(ladder) == 1:
         return f"no model is cheaper than the best single model {top!r}: a cascade can only add cost"
@@ -141,13 +148,16 @@ def fit_never_lose(
         raise ConfigError(f"records: the never-lose fit needs at least {2 * folds} labelled records, got {len(recs)}")
     if not epsilons or any(not 0 < e < 1 for e in epsilons):
         raise ConfigError(f"epsilons: expected values in (0, 1), got {list(epsilons)!r}")
-    top, top_acc, top_cost = choose_top(dataset, recs, models)
+    choice = choose_top(dataset, recs, models)
+    top, top_acc, top_cost = choice.model, choice.accuracy, choice.cost_per_query
     ladder = ladder_below(dataset, recs, top, models)
     usable = usable_signals(dataset, ladder)
     kind = validator or next((k for k in ("consistency", "confidence", "schema", "agreement") if k in usable), None)
     info: dict[str, Any] = {
         "n": len(recs),
         "top": top,
+        "top_why": choice.why,
+        "train_best": choice.train_best,
         "top_accuracy": top_acc,
         "top_cost_per_query": top_cost,
         "candidates": ladder,

@@ -190,14 +190,18 @@ async def _demo(tasks: list[Task], tuning: Tuning, args: argparse.Namespace, log
         for task in tasks:
             items = split_items(load_items(task), args.split)[: args.limit]
             await _warm(local, task, tuning.ladder_for(task.name))
+            ladder = build_ladder(local, task, tuning)
             with _progress(f"{task.name}: cascade", len(items)) as progress:
                 cascade = await run_task(
-                    task, items, build_ladder(local, task, tuning), mode="cascade", log=str(log_path),
+                    task, items, ladder, mode="cascade", log=str(log_path),
                     progress=progress, skip_idle=tuning.skip_idle, concurrency=args.concurrency, local=local,
                 )  # fmt: skip
             refuse_dead_rungs(cascade)
             baseline = None
-            if not args.no_baseline:
+            if [r.name for r in ladder.rungs] == list(tuning.rungs[-1:]):  # the same requests to the same rung
+                print(f"{task.name}: the ladder is {tuning.rungs[-1]} alone; its run is the baseline too (run once)")
+                baseline = None if args.no_baseline else cascade
+            elif not args.no_baseline:
                 with _progress(f"{task.name}: {tuning.rungs[-1]} alone", len(items)) as progress:
                     baseline = await run_task(
                         task, items, build_ladder(local, task, tuning, top_only=True), mode="top_only",

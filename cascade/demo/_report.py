@@ -133,6 +133,8 @@ def task_report(cascade: TaskRun, baseline: TaskRun | None) -> list[str]:
         [cascade.wall_s] + ([wall_wo if cascade.concurrency == 1 else None] if idle else []) + [b.wall_s if b else None]
     )
     right = [cascade.correct] + ([cascade.correct] if idle else []) + [b.correct if b else None]
+    if b is cascade:
+        lines.append(f"  note: the ladder is {top} alone: one run, shown in both columns")
     if idle:
         lines.append(
             f"  note: rung {', '.join(idle)} accepted nothing here: its calls are pure cost. The middle column"

@@ -10,6 +10,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from demo_helpers import label_reply
+
 from cascade import Ladder, OpenAICompatible, Rung
 from cascade.demo import TICKET_TASK, load_items
 from cascade.demo._calibrate import (
@@ -43,12 +45,6 @@ def test_the_splits_are_disjoint_halves_of_every_item() -> None:
     assert abs(len(cal) - len(rep)) <= 1 and split_items(items, "all") == items
 
 
-def _reply(label: str, p: float) -> Reply:
-    other = "billing" if label != "billing" else "technical"
-    tokens = [('{"label": "', 0.0, {}), (label, math.log(p), {other: math.log(1 - p)}), ('"}', 0.0, {})]
-    return Reply(content=json.dumps({"label": label}), logprobs=tokens, tokens_in=100, tokens_out=6)
-
-
 def _script(server: TestServer) -> None:
     """medium: sure and right on two items of three, unsure and wrong on the third; large: always right."""
 
@@ -57,11 +53,11 @@ def _script(server: TestServer) -> None:
         i = next(n for n, item in enumerate(ITEMS) if item["text"] == text)
         if i % 3 == 2:
             wrong = next(label for label in LABELS if label != GOLD[text])
-            return _reply(wrong, 0.45 + 0.01 * i)
-        return _reply(GOLD[text], 0.9 + 0.005 * i)
+            return label_reply(wrong, 0.45 + 0.01 * i)
+        return label_reply(GOLD[text], 0.9 + 0.005 * i)
 
     server.responder("medium", medium)
-    server.responder("large", lambda body: _reply(GOLD[body["messages"][-1]["content"]], 0.99))
+    server.responder("large", lambda body: label_reply(GOLD[body["messages"][-1]["content"]], 0.99))
 
 
 def _rung(server: TestServer, name: str, *, top: bool) -> Rung:

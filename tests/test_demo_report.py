@@ -4,12 +4,12 @@ with scripted rungs instead of llama.cpp, so the report's arithmetic is checked 
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import re
 from typing import Any
 
 import pytest
+from demo_helpers import label_reply
 
 from cascade import Ladder, OpenAICompatible, Rung
 from cascade.demo._report import (
@@ -31,12 +31,6 @@ GOLD = {item["text"]: item["gold"] for item in ITEMS}
 PRICES = {"small": (0.04, 0.04), "medium": (0.10, 0.10), "large": (0.20, 0.60)}
 
 
-def _label_reply(label: str, p: float) -> Reply:
-    other = "billing" if label != "billing" else "technical"
-    tokens = [('{"label": "', 0.0, {}), (label, math.log(p), {other: math.log(1 - p)}), ('"}', 0.0, {})]
-    return Reply(content=json.dumps({"label": label}), logprobs=tokens, tokens_in=100, tokens_out=6)
-
-
 def _script(server: TestServer) -> None:
     """small: always cut off (accepts nothing); medium: right, sure on even items, unsure on odd; large: right."""
     server.responder("small", lambda body: Reply(content='{"label": "bil', finish_reason="length", tokens_in=100))
@@ -44,10 +38,10 @@ def _script(server: TestServer) -> None:
     def medium(body: dict[str, Any]) -> Reply:
         text = body["messages"][-1]["content"]
         sure = ITEMS.index(next(i for i in ITEMS if i["text"] == text)) % 2 == 0
-        return _label_reply(GOLD[text], 0.95 if sure else 0.4)
+        return label_reply(GOLD[text], 0.95 if sure else 0.4)
 
     server.responder("medium", medium)
-    server.responder("large", lambda body: _label_reply(GOLD[body["messages"][-1]["content"]], 0.99))
+    server.responder("large", lambda body: label_reply(GOLD[body["messages"][-1]["content"]], 0.99))
 
 
 def _ladder(server: TestServer, names: tuple[str, ...]) -> Ladder:

@@ -431,6 +431,16 @@ def test_a_server_killed_while_serving_stops_the_work_and_is_named(fake_server: 
     assert "rung 'tiny'" in msg and "exited while serving (killed by signal 9 (SIGKILL))" in msg
 
 
+def test_a_server_killed_before_its_slots_are_warmed_is_named(fake_server: ModelSpec, tmp_path: Path) -> None:
+    with LocalLadder([fake_server], cache_dir=tmp_path / "cache") as local:
+        os.kill(local["tiny"].pid, signal.SIGKILL)
+        with pytest.raises(LocalServerError) as info:
+            local.warm([{"role": "system", "content": "You sort tickets."}, {"role": "user", "content": ""}])
+    msg = str(info.value)
+    assert "rung 'tiny'" in msg and "exited while serving (killed by signal 9 (SIGKILL))" in msg
+    assert "Its log is kept at" in msg  # not an httpx traceback
+
+
 def test_local_rungs_ask_llama_cpp_for_schema_constrained_json(
     fake_server: ModelSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -204,7 +204,14 @@ class LocalLadder:
             body: dict[str, Any] = {"model": rung.model, "messages": list(messages), "max_tokens": 1, "temperature": 0}
             if self.server == "native":
                 body["id_slot"] = slot
-            client.post(f"{rung.base_url}/chat/completions", json=body).raise_for_status()
+            try:
+                client.post(f"{rung.base_url}/chat/completions", json=body).raise_for_status()
+            except httpx.HTTPError as e:  # a server that died or failed: named, as everywhere else
+                spec, proc = next((s, p) for s, _, p, url in self._launched if url == rung.base_url)
+                what = (
+                    "exited while serving" if not proc.alive() else f"failed while its request slot {slot} was warmed"
+                )
+                raise self._error(spec, proc, what, f": {e}") from None
 
         seconds: dict[str, float] = {}
         with httpx.Client(timeout=httpx.Timeout(10.0, read=self.startup_timeout)) as client:

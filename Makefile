@@ -132,10 +132,14 @@ local-if-possible: install
 
 # The fallback server, for comparison (benchmarks/local_servers.py): llama-cpp-python built from
 # source with the same baseline flags; --no-cache-dir, since pip reuses a cached wheel whatever
-# CMAKE_ARGS says.
-local-python-server: $(STAMP) build-tools
+# CMAKE_ARGS says. Its stamp depends on the flags, so it is rebuilt exactly when they change.
+PY_SERVER_STAMP := $(VENV)/.installed-python-server
+local-python-server: $(PY_SERVER_STAMP)
+
+$(PY_SERVER_STAMP): $(LLAMA_FLAGS_STAMP) | $(STAMP) build-tools
 	CMAKE_ARGS="-DLLAVA_BUILD=OFF $(filter -DGGML%,$(LLAMA_FLAGS))" \
 		$(BIN)/python -m pip install --no-cache-dir --no-binary llama-cpp-python -e '.[local-python-server]'
+	touch $@
 
 # The demo: a real cascade on the local ladder, with its report and escalation log.
 demo: local

@@ -5,16 +5,11 @@ import numpy as np
 import pytest
 from replay_helpers import dataset, synthetic
 
-from cascade._errors import ConfigError
 from cascade.replay import Policy
 from cascade.replay._fit import (
-    CVResult,
-    FitConfig,
     clopper_pearson_upper,
-    cross_validate,
     fit_logistic,
     fit_policy,
-    select_by_cv,
 )
 
 
@@ -86,58 +81,6 @@ def test_empirical_method_violates_more_often_than_ltt() -> None:
             bad[method] += true_risk(pol) > eps
     assert bad["empirical"] >= 8  # tuning to the sample's own risk overshoots about half the time
     assert bad["ltt"] <= 4
-
-
-def separable(n: int) -> list[dict[str, Any]]:
-    """Half the queries: cheap confident (0.9) and right; half: unsure (0.1) and wrong. Top always right."""
-    from replay_helpers import PRICES, entry, record
-
-    return [
-        record(
-            f"c{i}",
-            "A",
-            {
-                "cheap": entry(["A" if i % 2 else "B"], "A", [0.9 if i % 2 else 0.1], price=PRICES["cheap"]),
-                "top": entry(["A"], "A", [0.9], price=PRICES["top"]),
-            },
-            split="train",
-        )
-        for i in range(n)
-    ]
-
-
-def test_cross_validate_known_outcomes() -> None:
-    ds = dataset(separable(40))
-    cfgs = [
-        FitConfig("empirical", "agreement", 0.05),
-        FitConfig("ltt", "agreement", 0.05),
-        FitConfig("ltt", "agreement", 0.2),
-        FitConfig("empirical", "match", 0.0),
-    ]
-    res = {r.config: r for r in cross_validate(ds, ["cheap", "top"], "confidence", cfgs, folds=4)}
-    half = (110 + 0.5 * 2200) / 2200  # cheap on every query (110e-6 $), top on the unsure half (2200e-6 $)
-    assert res[cfgs[0]].cost_ratio == pytest.approx(half) and res[cfgs[0]].gap_points == 0
-    # 30 fitting items, 0 errors: the 90% bound split over 2 ladders is 0.095 > 0.05, so only top is certified
-    assert res[cfgs[1]].cost_ratio == pytest.approx(1.0) and res[cfgs[1]].gap_points == 0
-    assert res[cfgs[2]].cost_ratio == pytest.approx(half)
-    assert res[cfgs[3]].cost_ratio == pytest.approx(half) and res[cfgs[3]].gap_points == 0
-    assert select_by_cv(list(res.values())).config in (cfgs[0], cfgs[2], cfgs[3])
-
-
-def test_select_by_cv_cheapest_within_tolerance_else_most_accurate() -> None:
-    a, b, c = FitConfig("ltt", "agreement", 0.03), FitConfig("ltt", "agreement", 0.08), FitConfig("empirical")
-    res = [CVResult(a, -0.2, 0.8), CVResult(b, -0.6, 0.3), CVResult(c, -0.5, 0.5)]
-    assert select_by_cv(res).config == c  # b is cheaper but 0.6 points below
-    assert select_by_cv(res, tolerance_points=1.0).config == b
-    assert select_by_cv([CVResult(b, -2.0, 0.3), CVResult(c, -1.0, 0.9)]).config == c
-    with pytest.raises(ConfigError, match="no cross-validation"):
-        select_by_cv([])
-
-
-def test_cross_validate_rejects_bad_folds() -> None:
-    ds = dataset(separable(6))
-    with pytest.raises(ConfigError, match="folds"):
-        cross_validate(ds, ["cheap", "top"], "confidence", [FitConfig()], folds=10)
 
 
 def top_sometimes_wrong(n: int) -> list[dict[str, Any]]:

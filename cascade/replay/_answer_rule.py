@@ -7,11 +7,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .._errors import ConfigError
 from ..validators._confidence import Confidence
 from ..validators._policy import extract
 from ._data import Dataset
-from ._policy import CONFIDENCE_OPTIONS, DEFAULT_CONFIDENCE, answer_key
+from ._policy import DEFAULT_CONFIDENCE, answer_key, check_confidence_reading
 
 LEADING_LETTER = r"^\s*\(?([A-Z])\b"
 MAX_LABELS = 40
@@ -46,11 +45,7 @@ def confidence_reading(dataset: Dataset) -> dict[str, Any]:
     """The catalog entry's ``"confidence_reading"``: the :class:`~cascade.validators.Confidence`
     options the recorded confidences were measured with (e.g. ``{"label_field": "label", "labels":
     [...]}``), checked; without one, the mean over the tokens (the catalog's ``confidence`` is prose)."""
-    reading = dataset.catalog.get("confidence_reading", DEFAULT_CONFIDENCE)
-    if not isinstance(reading, dict) or set(reading) - set(CONFIDENCE_OPTIONS):
-        raise ConfigError(
-            f"catalog {dataset.name}.confidence_reading: expected a dict of Confidence options among "
-            f"{list(CONFIDENCE_OPTIONS)}, got {reading!r:.120}"
-        )
+    where = f"catalog {dataset.name}.confidence_reading"
+    reading = check_confidence_reading(dataset.catalog.get("confidence_reading", DEFAULT_CONFIDENCE), where)
     Confidence(0.0, **reading)  # a bad value fails here, naming it, not at the first live request
     return dict(reading)

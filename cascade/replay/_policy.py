@@ -35,7 +35,16 @@ DEFAULT_CONFIDENCE: dict[str, Any] = {"aggregate": "mean"}
 """The confidence reading of a policy file that names none (versions 1 and 2)."""
 CONFIDENCE_OPTIONS = ("aggregate", "quantile", "label_field", "labels")
 """The :class:`~cascade.validators.Confidence` options a policy file may set."""
-_OLD_FORMATS = ("cascade-replay-policy",)  # version 1: no answer rule, read as {"kind": "text"}
+_OLD_FORMATS = ("cascade-replay-policy",)
+
+
+def check_confidence_reading(reading: Any, where: str) -> dict[str, Any]:
+    """``reading`` when it is a dict of :data:`CONFIDENCE_OPTIONS`, else a ``ConfigError`` naming ``where``."""
+    if not isinstance(reading, dict) or set(reading) - set(CONFIDENCE_OPTIONS):
+        raise ConfigError(
+            f"{where}: expected a dict of Confidence options among {list(CONFIDENCE_OPTIONS)}, got {reading!r:.120}"
+        )
+    return reading  # version 1: no answer rule, read as {"kind": "text"}
 
 
 def answer_key(answer: Any) -> str | None:
@@ -219,11 +228,7 @@ class Policy:
             raise ConfigError(f"validator: expected one of {list(KINDS)}, got {self.validator!r}")
         if not self.rungs:
             raise ConfigError("rungs: a policy needs at least one rung, got []")
-        if not isinstance(self.confidence, dict) or set(self.confidence) - set(CONFIDENCE_OPTIONS):
-            raise ConfigError(
-                f"confidence: expected a dict of Confidence options among {list(CONFIDENCE_OPTIONS)}, "
-                f"got {self.confidence!r:.120}"
-            )
+        check_confidence_reading(self.confidence, "confidence")
         if (
             isinstance(self.threshold, bool)
             or not isinstance(self.threshold, (int, float))

@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import pytest
 from demo_helpers import label_reply
 
 from cascade import Ladder, OpenAICompatible, Rung
@@ -18,6 +19,7 @@ from cascade.demo._calibrate import (
     calibration_dataset,
     confidence_reading,
     load_policies,
+    policy_path,
     split_items,
     tune,
     write_dataset,
@@ -152,3 +154,10 @@ def test_the_shipped_policies_are_what_cascade_tune_fits_on_the_shipped_calibrat
             CALIBRATION_DATA / f"demo_{task}.jsonl.gz", ["small", "medium", "large"], tmp_path / "p.json"
         )
         assert refit.to_json() == shipped.to_json(), task
+
+
+def test_a_failed_refit_never_passes_off_the_policy_already_on_disk(tmp_path: Path) -> None:
+    out = tmp_path / "policy-tickets.json"
+    out.write_text(policy_path("tickets").read_text())  # the shipped policy, where --calibrate writes
+    with pytest.raises(RuntimeError, match="cascade tune failed"):
+        tune(CALIBRATION_DATA / "demo_tickets.jsonl.gz", ["small", "medium", "nosuchrung"], out)

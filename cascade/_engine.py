@@ -305,11 +305,11 @@ class Cascade(Generic[T]):
     def close(self) -> None:
         """Close what ``run_sync`` opened in every thread (each thread's loop and its connections) and
         the log sink. A loop busy in another thread right now is left to that thread."""
-        with self._loops_lock:
-            loops = list(self._loops)
+        with self._loops_lock:  # claimed under the lock: two threads closing at once never close one loop twice
+            loops = [loop for loop in self._loops if not loop.is_closed() and not loop.is_running()]
+            for loop in loops:
+                self._loops.discard(loop)
         for loop in loops:
-            if loop.is_closed() or loop.is_running():
-                continue
             for rung in self.ladder.rungs:
                 loop.run_until_complete(rung.provider.aclose())
             loop.close()

@@ -322,3 +322,30 @@ class BreakerMachine(RuleBasedStateMachine):
 
 TestBreakerMachine = BreakerMachine.TestCase
 TestBreakerMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+
+
+@unchecked_on_purpose
+def test_close_from_many_threads_at_once_closes_each_loop_once(server: TestServer) -> None:
+    """Each thread's ``run_sync`` loop is closed by whichever ``close()`` claims it first; before, two
+    threads could both close one loop (AttributeError on its self-pipe) and leak it half-closed."""
+    cascade = Cascade(ladder(server, None))
+    ready, go = threading.Barrier(8), threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            cascade.run_sync(MSG)
+            ready.wait()
+            go.wait()
+            cascade.close()  # all eight at once, each seeing every thread's idle loop
+        except BaseException as exc:
+            errors.append(exc)
+
+    for _ in range(20):
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert errors == []
+    assert all(loop.is_closed() for loop in list(cascade._loops))
